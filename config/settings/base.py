@@ -1,0 +1,238 @@
+"""Settings shared by every environment, read from the environment through ``env``.
+
+``dev``, ``test`` and ``prod`` import this module and change only what differs.
+Every variable is listed, with its default, in ``.env.example`` and the README.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+from kombu import Exchange, Queue
+
+from config.environment import (
+    ConfigurationError,
+    broker_kind,
+    default_result_backend,
+    env,
+    schedule_from_env,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+# A .env file in the project root is read if present; real environment variables win.
+env.read_env(BASE_DIR / ".env")
+
+#: Where development services and processes keep their state (git-ignored).
+RUN_DIR = Path(env.str("RUN_DIR", default=str(BASE_DIR / ".run"))).resolve()
+RUN_DIR.mkdir(parents=True, exist_ok=True)
+
+# ------------------------------------------------------------------------------
+# Django
+# ------------------------------------------------------------------------------
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "apps.common",
+    "apps.users",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ------------------------------------------------------------------------------
+# Database
+# ------------------------------------------------------------------------------
+# SQLite needs no set-up; production and docker-compose use PostgreSQL
+# (DATABASE_URL=postgres://user:password@host:5432/name).
+DATABASES = {
+    "default": env.db("DATABASE_URL", default="sqlite:///%s" % (RUN_DIR / "db.sqlite3")),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        # Web, workers and beat share the file: wait for a lock instead of failing,
+        # take the write lock when a transaction starts (no upgrade deadlocks), and
+        # let readers proceed while one process writes.
+        timeout=20,
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL;",
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# ------------------------------------------------------------------------------
+# Celery: broker and results
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+# ------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://localhost:6379/0")
+broker_kind(CELERY_BROKER_URL)  # a bad URL stops start-up here, naming the variable
+CELERY_RESULT_BACKEND = env.str(
+    "CELERY_RESULT_BACKEND", default=default_result_backend(CELERY_BROKER_URL)
+)
+if CELERY_RESULT_BACKEND.startswith(("redis://", "rediss://")):
+    broker_kind(CELERY_RESULT_BACKEND, variable="CELERY_RESULT_BACKEND")
+    if CELERY_RESULT_BACKEND == CELERY_BROKER_URL:
+        raise ConfigurationError(
+            "CELERY_RESULT_BACKEND is the broker's own Redis database: "
+            "use another database number for results."
+        )
+
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-retry-on-startup
+# A worker started before its broker waits for it instead of exiting.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#result-expires
+CELERY_RESULT_EXPIRES = timedelta(seconds=env.int("RESULT_EXPIRES_SECONDS", default=86400))
+# A result the worker cannot store (backend briefly down) is retried, not dropped.
+CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
+CELERY_RESULT_BACKEND_MAX_RETRIES = 10
+
+# JSON only: a worker never unpickles what a stranger put on the broker.
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+
+# ------------------------------------------------------------------------------
+# Celery: delivery guarantees
+# ------------------------------------------------------------------------------
+#: Hard and soft time limits of every task, in seconds (a task may lower them).
+TASK_TIME_LIMIT_SECONDS = env.int("TASK_TIME_LIMIT_SECONDS", default=300)
+TASK_SOFT_TIME_LIMIT_SECONDS = env.int("TASK_SOFT_TIME_LIMIT_SECONDS", default=270)
+#: Redis: how long a delivered message may stay unacknowledged before the broker
+#: hands it to another worker. It must exceed the longest task and the longest
+#: countdown, or those run twice.
+REDIS_VISIBILITY_TIMEOUT_SECONDS = env.int("REDIS_VISIBILITY_TIMEOUT_SECONDS", default=3600)
+
+if not 0 < TASK_SOFT_TIME_LIMIT_SECONDS < TASK_TIME_LIMIT_SECONDS:
+    raise ConfigurationError(
+        "TASK_SOFT_TIME_LIMIT_SECONDS (%d) must be positive and below TASK_TIME_LIMIT_SECONDS (%d)."
+        % (TASK_SOFT_TIME_LIMIT_SECONDS, TASK_TIME_LIMIT_SECONDS)
+    )
+
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late
+# Acknowledge after the task ran: a worker that dies mid-task leaves the message on the broker.
+CELERY_TASK_ACKS_LATE = True
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-reject-on-worker-lost
+# A task whose pool process was killed goes back to the queue instead of being acknowledged.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-prefetch-multiplier
+# Reserve one message per process: nothing waits behind a long task, little returns on a crash.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-cancel-long-running-tasks-on-connection-loss
+# After a lost connection the broker redelivers unacknowledged messages: stop their
+# running copies rather than let them run twice.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-time-limit
+# Limits stay below the Redis visibility timeout, so no running task is handed out again.
+CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT_SECONDS
+CELERY_TASK_SOFT_TIME_LIMIT = TASK_SOFT_TIME_LIMIT_SECONDS
+# Record STARTED, so a result tells "running" from "still queued".
+CELERY_TASK_TRACK_STARTED = True
+
+# https://docs.celeryq.dev/en/stable/userguide/routing.html
+# One durable task queue, "default", on a topic exchange (RabbitMQ's native delayed
+# delivery of countdowns needs a topic exchange).
+TASK_QUEUE = "default"
+TASK_EXCHANGE = Exchange("tasks", type="topic", durable=True)
+CELERY_TASK_DEFAULT_QUEUE = TASK_QUEUE
+CELERY_TASK_DEFAULT_EXCHANGE = TASK_EXCHANGE.name
+CELERY_TASK_DEFAULT_EXCHANGE_TYPE = TASK_EXCHANGE.type
+CELERY_TASK_DEFAULT_ROUTING_KEY = TASK_QUEUE
+
+#: RabbitMQ: how many times a message may be handed out again (after a crash or a
+#: requeue) before the broker gives up on it.
+RABBITMQ_DELIVERY_LIMIT = env.int("RABBITMQ_DELIVERY_LIMIT", default=10)
+# Queue arguments are RabbitMQ's; the Redis transport ignores them.
+TASK_QUEUE_ARGUMENTS = {
+    # Quorum queues are replicated, survive a broker restart and count deliveries,
+    # so a message that keeps killing its worker stops coming back.
+    "x-queue-type": "quorum",
+    "x-delivery-limit": RABBITMQ_DELIVERY_LIMIT,
+}
+
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-transport-options
+# Each transport reads its own keys and ignores the others'.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # RabbitMQ: publisher confirms, so delay() returns only once the broker has the message.
+    "confirm_publish": True,
+    # Redis: a message unacknowledged this long is handed out again.
+    "visibility_timeout": REDIS_VISIBILITY_TIMEOUT_SECONDS,
+    # Redis: look for such messages every 5 s (default: every 100 s).
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
+}
+if REDIS_VISIBILITY_TIMEOUT_SECONDS <= TASK_TIME_LIMIT_SECONDS:
+    raise ConfigurationError(
+        "REDIS_VISIBILITY_TIMEOUT_SECONDS (%d) must exceed TASK_TIME_LIMIT_SECONDS (%d), "
+        "or a running task is handed to a second worker."
+        % (REDIS_VISIBILITY_TIMEOUT_SECONDS, TASK_TIME_LIMIT_SECONDS)
+    )
+
+CELERY_TASK_QUEUES = (
+    Queue(
+        TASK_QUEUE,
+        TASK_EXCHANGE,
+        routing_key=TASK_QUEUE,
+        durable=True,
+        queue_arguments=TASK_QUEUE_ARGUMENTS,
+    ),
+)
+
+# ------------------------------------------------------------------------------
+# Celery beat
+# https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html
+# ------------------------------------------------------------------------------
+CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    # Every day at midnight UTC (CLEANUP_SCHEDULE: a crontab expression or seconds).
+    "cleanup-every-midnight": {
+        "task": "apps.common.tasks.perform_cleanup",
+        "schedule": schedule_from_env("CLEANUP_SCHEDULE", "0 0 * * *"),
+    },
+}

@@ -1,0 +1,17 @@
+"""Production: every secret from the environment, no defaults; HTTPS-aware security."""
+
+from .base import *  # noqa: F403
+from .base import ConfigurationError, env
+
+DEBUG = False
+SECRET_KEY = env.str("SECRET_KEY")
+if len(SECRET_KEY) < 32:
+    raise ConfigurationError("SECRET_KEY must be set to a random string of at least 32 characters.")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+
+# Behind a proxy that terminates TLS and sets X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
+CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
