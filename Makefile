@@ -1,0 +1,64 @@
+# Conveyor: `make dev` runs the stack, `make test` runs the tests. `make help` lists the rest.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+#: The PostgreSQL pass of `make test` uses this server (the database is created by the tests).
+POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/conveyor
+#: Set to 1 to make `make test` fail when PostgreSQL does not answer (CI does).
+REQUIRE_POSTGRES ?= 0
+
+# Inside `nix develop` the shell already provides every tool; elsewhere a virtualenv does.
+ifdef IN_NIX_SHELL
+INSTALLED :=
+else
+INSTALLED := $(VENV)/.installed
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+endif
+
+.PHONY: help install migrate dev test test-sqlite test-postgres lint format clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Conveyor needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version)." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED) ## Create .venv and install Conveyor with its development dependencies
+
+migrate: $(INSTALLED) ## Apply database migrations
+	python manage.py migrate --noinput
+
+dev: migrate ## Run Redis, RabbitMQ, web, worker and beat under honcho (Ctrl-C stops all)
+	honcho start
+
+test: test-sqlite test-postgres ## Run the whole test suite on SQLite, then on PostgreSQL
+
+test-sqlite: $(INSTALLED) ## Run the test suite on SQLite
+	env -u DATABASE_URL pytest
+
+test-postgres: $(INSTALLED) ## Run the test suite on PostgreSQL ($(POSTGRES_TEST_URL))
+	@if python -m config.dev_services answers '$(POSTGRES_TEST_URL)'; then \
+		DATABASE_URL='$(POSTGRES_TEST_URL)' pytest; \
+	elif [ '$(REQUIRE_POSTGRES)' = 1 ]; then \
+		echo 'PostgreSQL does not answer at $(POSTGRES_TEST_URL).' >&2; exit 1; \
+	else \
+		echo 'PostgreSQL does not answer at $(POSTGRES_TEST_URL): the PostgreSQL pass did not run.'; \
+	fi
+
+lint: $(INSTALLED) ## Check style (ruff lint and format)
+	ruff check .
+	ruff format --check .
+
+format: $(INSTALLED) ## Fix style (ruff format and safe fixes)
+	ruff check --fix .
+	ruff format .
+
+clean: ## Remove the virtualenv and the run directory (broker data, SQLite database)
+	rm -rf $(VENV) .run
