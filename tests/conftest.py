@@ -1,0 +1,139 @@
+"""Fixtures: throwaway brokers, the test database shared with worker processes, and
+real ``celery worker`` / ``celery beat`` processes."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from django.db import connection
+
+from config import celery_app
+from config.environment import default_result_backend
+from tests.processes import Beat, Worker
+from tests.servers import RabbitMQServer, RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(tmp_path_factory):
+    server = RabbitMQServer(tmp_path_factory.mktemp("rabbitmq"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Broker:
+    """The broker a test runs against: its kind, URLs and server."""
+
+    kind: str
+    url: str
+    result_backend: str
+    server: RedisServer | RabbitMQServer
+
+
+def use_broker(broker_url: str, result_backend: str) -> None:
+    """Point this process's Celery app (the one that sends tasks) at another broker."""
+    celery_app.conf.broker_url = broker_url
+    celery_app.conf.result_backend = result_backend
+    celery_app._after_fork()  # drops the connection and producer pools
+    celery_app._backend_cache = None
+    celery_app._local = threading.local()
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request):
+    """Each test that uses it runs once on Redis and once on RabbitMQ, empty at start."""
+    server = request.getfixturevalue("%s_server" % request.param)
+    server.reset()
+    broker = Broker(
+        kind=request.param,
+        url=server.broker_url,
+        result_backend=default_result_backend(server.broker_url),
+        server=server,
+    )
+    saved = (celery_app.conf.broker_url, celery_app.conf.result_backend)
+    use_broker(broker.url, broker.result_backend)
+    yield broker
+    use_broker(*saved)
+
+
+def database_url() -> str:
+    """The URL of the test database, for processes started by the tests."""
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return "sqlite:///%s" % settings["NAME"]
+    return "postgres://%s:%s@%s:%s/%s" % (
+        settings["USER"],
+        settings["PASSWORD"],
+        settings["HOST"] or "127.0.0.1",
+        settings["PORT"] or 5432,
+        settings["NAME"],
+    )
+
+
+@pytest.fixture
+def process_env(broker, transactional_db, tmp_path):
+    """Environment for worker and beat processes: this test's broker and database."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        CELERY_BROKER_URL=broker.url,
+        CELERY_RESULT_BACKEND=broker.result_backend,
+        DATABASE_URL=database_url(),
+        RUN_DIR=str(tmp_path / "run"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture
+def start_worker(process_env):
+    """Start ``celery worker`` processes: ``start_worker(concurrency=2, env={...})``."""
+    workers = []
+
+    def start(*, concurrency: int = 2, env: dict | None = None, args: tuple = (), ready=True):
+        worker = Worker(
+            {**process_env, **(env or {})},
+            name="w%d-%s" % (len(workers) + 1, uuid.uuid4().hex[:6]),
+            concurrency=concurrency,
+            args=args,
+        )
+        workers.append(worker)
+        return worker.start(ready=ready)
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def start_beat(process_env, tmp_path):
+    """Start ``celery beat`` processes, each with its own schedule file."""
+    beats = []
+
+    def start(*, env: dict | None = None, args: tuple = ()):
+        name = "b%d" % (len(beats) + 1)
+        beat = Beat(
+            {**process_env, **(env or {})},
+            name=name,
+            schedule=tmp_path / ("%s-schedule" % name),
+            args=args,
+        )
+        beats.append(beat)
+        return beat.start()
+
+    yield start
+    for beat in beats:
+        beat.stop()
