@@ -26,6 +26,7 @@ class ConveyorCelery(Celery):
         return super().prepare_config(c)
 
 
-app = ConveyorCelery("conveyor")
+# Every task is a DeliveryTask: retry policy, failure classification, idempotency keys.
+app = ConveyorCelery("conveyor", task_cls="apps.delivery.task_base:DeliveryTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

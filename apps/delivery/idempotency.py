@@ -1,0 +1,78 @@
+"""Idempotency keys: run a unit of work once, however often its task is delivered.
+
+A task claims its key before it runs. The claim is a row with a unique key, taken
+under a row lock, so it holds across worker processes and hosts on PostgreSQL and
+SQLite alike:
+
+- no record: the task runs (ACQUIRED);
+- a record that is ``done``: the work happened already and the task is skipped (DONE);
+- a record whose claim has not run out: another delivery is on it and this one is
+  skipped (BUSY); the running one's message, acknowledged late, comes back if it dies;
+- a record held by the same task id when the broker marks the message *redelivered*
+  (its worker died mid-task), or a record whose claim ran out: the task takes it over
+  (ACQUIRED).
+
+A failed run deletes its record, so its retry (published by the failed run) or a
+replay claims the key afresh.
+
+Any task uses it by naming a key; see ``DeliveryTask.idempotency_key``.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import IdempotencyRecord
+
+
+class Claim(enum.Enum):
+    ACQUIRED = "acquired"
+    DONE = "done"
+    BUSY = "busy"
+
+
+def idempotency_claim(
+    *, key: str, owner: str, lease: timedelta, task_name: str = "", redelivered: bool = False
+) -> Claim:
+    """Claim ``key`` for ``owner`` (a task id) for ``lease``; see the module docstring."""
+    now = timezone.now()
+    with transaction.atomic():
+        record, created = IdempotencyRecord.objects.select_for_update().get_or_create(
+            key=key,
+            defaults={"owner": owner, "task_name": task_name, "locked_until": now + lease},
+        )
+        if created:
+            return Claim.ACQUIRED
+        if record.state == IdempotencyRecord.State.DONE:
+            return Claim.DONE
+        taking_over = record.owner == owner and redelivered
+        if not taking_over and record.locked_until and record.locked_until > now:
+            return Claim.BUSY
+        record.owner = owner
+        record.task_name = task_name
+        record.locked_until = now + lease
+        record.save(update_fields=["owner", "task_name", "locked_until"])
+        return Claim.ACQUIRED
+
+
+def idempotency_holder(*, key: str) -> str:
+    """Return the id of the task that holds or completed ``key`` ("" if none)."""
+    return IdempotencyRecord.objects.filter(key=key).values_list("owner", flat=True).first() or ""
+
+
+def idempotency_complete(*, key: str, owner: str) -> None:
+    """Mark the work behind ``key`` done: later deliveries are skipped."""
+    IdempotencyRecord.objects.filter(key=key, owner=owner).update(
+        state=IdempotencyRecord.State.DONE, completed_at=timezone.now(), locked_until=None
+    )
+
+
+def idempotency_release(*, key: str, owner: str) -> None:
+    """Give ``key`` up after a failed run, so a retry or a replay can claim it."""
+    IdempotencyRecord.objects.filter(
+        key=key, owner=owner, state=IdempotencyRecord.State.RUNNING
+    ).delete()

@@ -1,0 +1,180 @@
+"""The project's task class: what every task gets without asking.
+
+``config/celery.py`` makes :class:`DeliveryTask` the class of every ``@shared_task``,
+so a task body holds only its business call. Around it, the class
+
+- classifies a failure once (:mod:`apps.delivery.failures`) and retries a transient
+  one with capped exponential backoff and jitter, within the retry budget
+  (``TASK_MAX_RETRIES``, ``TASK_RETRY_BACKOFF_SECONDS``, ``TASK_RETRY_BACKOFF_MAX_SECONDS``,
+  or the task's own ``max_retries`` / ``retry_backoff`` / ``retry_backoff_max``);
+- lets a final failure (permanent, or out of retries) fail the task, which rejects its
+  message without requeueing it (late acknowledgement; ``acks_on_failure_or_timeout``);
+- with an ``idempotency_key``, runs the task body at most once per key, however many
+  times and however concurrently its message is delivered.
+
+Example::
+
+    @shared_task(
+        bind=True,
+        name="apps.payments.tasks.process_payment",
+        idempotency_key="payment:%(payment_id)s",
+    )
+    def process_payment(self, payment_id):
+        services.payment_process(payment_id=payment_id)
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from datetime import timedelta
+
+from celery.contrib.django.task import DjangoTask
+from celery.exceptions import Ignore, Reject, Retry
+from django.conf import settings
+
+from .failures import is_transient
+from .idempotency import (
+    Claim,
+    idempotency_claim,
+    idempotency_complete,
+    idempotency_holder,
+    idempotency_release,
+)
+from .retries import backoff_delay
+
+logger = logging.getLogger(__name__)
+
+#: Exceptions by which a task asks Celery itself for something (retry, ignore, reject).
+CONTROL_FLOW = (Retry, Ignore, Reject)
+
+
+class DeliveryTask(DjangoTask):
+    """Task class with retry policy, failure classification and idempotency keys."""
+
+    #: A final failure rejects the message without requeue: on RabbitMQ the broker
+    #: dead-letters it. (Celery 5.7 reads task_acks_on_failure/_on_timeout from this too.)
+    acks_on_failure_or_timeout = False
+
+    #: Further exception types this task treats as transient.
+    retry_for: tuple[type[BaseException], ...] = ()
+
+    #: The unit of work a call performs, so duplicates can be recognised: a %-style
+    #: template over the task's arguments by name (``"payment:%(payment_id)s"``), or
+    #: a callable taking them as keyword arguments. ``None``: the task is not idempotent.
+    idempotency_key = None
+
+    #: Logged (warning) when a delivery is skipped because its key's work is done;
+    #: %-style over the task's arguments, plus ``task`` and ``key``.
+    duplicate_message = "%(task)s skipped: %(key)s is already done."
+
+    def __call__(self, *args, **kwargs):
+        request = self.request
+        if request.called_directly:
+            return super().__call__(*args, **kwargs)
+        key = self.idempotency_key_for(args, kwargs)
+        if key is not None and not self._claim(key, args, kwargs):
+            return None
+        try:
+            result = super().__call__(*args, **kwargs)
+        except CONTROL_FLOW:
+            self._release(key)
+            raise
+        except Exception as exc:
+            self._release(key)
+            if self.will_retry(exc):
+                raise self.retry(
+                    exc=exc, countdown=self.retry_delay(), max_retries=self.retry_limit()
+                ) from None
+            raise
+        if key is not None:
+            idempotency_complete(key=key, owner=request.id)
+        return result
+
+    # -- retries ---------------------------------------------------------------
+
+    def retry_limit(self) -> int:
+        """Retries allowed after a transient failure."""
+        return self._own("max_retries", settings.TASK_MAX_RETRIES)
+
+    def retry_delay(self) -> int:
+        """Seconds to wait before the next retry: exponential, capped, jittered.
+
+        Whole seconds, at least one: RabbitMQ's delayed delivery (used for countdowns
+        on quorum queues) counts whole seconds and refuses a countdown below one.
+        """
+        delay = backoff_delay(
+            self.request.retries,
+            base=self._own("retry_backoff", settings.TASK_RETRY_BACKOFF_SECONDS),
+            cap=self._own("retry_backoff_max", settings.TASK_RETRY_BACKOFF_MAX_SECONDS),
+        )
+        return max(1, math.ceil(delay))
+
+    def will_retry(self, exc: BaseException) -> bool:
+        """Return True if ``exc`` is transient and this run has a retry left."""
+        return is_transient(exc, extra=self.retry_for) and self.request.retries < self.retry_limit()
+
+    def retries_exhausted(self, exc: BaseException) -> bool:
+        """Return True if ``exc`` is transient but this run was the last allowed."""
+        return is_transient(exc, extra=self.retry_for) and not self.will_retry(exc)
+
+    def _own(self, attribute: str, default):
+        # Only a value given to this task (decorator option or subclass attribute)
+        # overrides the project's policy; Celery's class-wide defaults do not.
+        for cls in type(self).__mro__:
+            if cls is DeliveryTask:
+                return default
+            if attribute in cls.__dict__:
+                return cls.__dict__[attribute]
+        return default
+
+    # -- idempotency -----------------------------------------------------------
+
+    def idempotency_key_for(self, args, kwargs) -> str | None:
+        """Return this call's idempotency key, or None if the task has none."""
+        if self.idempotency_key is None:
+            return None
+        arguments = self._arguments(args, kwargs)
+        if callable(self.idempotency_key):
+            return str(self.idempotency_key(**arguments))
+        return self.idempotency_key % arguments
+
+    def idempotency_lease(self) -> timedelta:
+        """How long a claim holds: the hard time limit plus a minute."""
+        return timedelta(seconds=(self.time_limit or settings.TASK_TIME_LIMIT_SECONDS) + 60)
+
+    def _arguments(self, args, kwargs) -> dict:
+        bound = inspect.signature(self.run).bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def _claim(self, key: str, args, kwargs) -> bool:
+        request = self.request
+        claim = idempotency_claim(
+            key=key,
+            owner=request.id,
+            lease=self.idempotency_lease(),
+            task_name=self.name,
+            redelivered=bool((request.delivery_info or {}).get("redelivered")),
+        )
+        if claim is Claim.ACQUIRED:
+            return True
+        if claim is Claim.DONE:
+            logger.warning(
+                self.duplicate_message,
+                {**self._arguments(args, kwargs), "task": self.name, "key": key},
+            )
+        else:
+            logger.info(
+                "%s[%s] skipped: %s is being worked on by task %s.",
+                self.name,
+                request.id,
+                key,
+                idempotency_holder(key=key),
+            )
+        return False
+
+    def _release(self, key: str | None) -> None:
+        if key is not None:
+            idempotency_release(key=key, owner=self.request.id)
