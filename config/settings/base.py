@@ -40,8 +40,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "apps.delivery",
     "apps.common",
     "apps.users",
+    "apps.payments",
 ]
 
 MIDDLEWARE = [
@@ -207,11 +209,31 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": 5,
     "unacked_restore_throttle": 1,
 }
-if REDIS_VISIBILITY_TIMEOUT_SECONDS <= TASK_TIME_LIMIT_SECONDS:
+
+# ------------------------------------------------------------------------------
+# Retry policy of every task (a task may set its own max_retries / retry_backoff /
+# retry_backoff_max). Transient failures only: see apps/delivery/failures.py.
+# ------------------------------------------------------------------------------
+TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=3)
+#: The first retry waits about this long; each further retry doubles it...
+TASK_RETRY_BACKOFF_SECONDS = env.float("TASK_RETRY_BACKOFF_SECONDS", default=5.0)
+#: ...up to this cap. Jitter picks between half and all of the delay.
+TASK_RETRY_BACKOFF_MAX_SECONDS = env.float("TASK_RETRY_BACKOFF_MAX_SECONDS", default=600.0)
+
+if TASK_MAX_RETRIES < 0 or TASK_RETRY_BACKOFF_SECONDS <= 0:
     raise ConfigurationError(
-        "REDIS_VISIBILITY_TIMEOUT_SECONDS (%d) must exceed TASK_TIME_LIMIT_SECONDS (%d), "
-        "or a running task is handed to a second worker."
-        % (REDIS_VISIBILITY_TIMEOUT_SECONDS, TASK_TIME_LIMIT_SECONDS)
+        "TASK_MAX_RETRIES must be 0 or more and TASK_RETRY_BACKOFF_SECONDS above 0."
+    )
+# On Redis a countdown waits in the worker, unacknowledged, before the task runs.
+if REDIS_VISIBILITY_TIMEOUT_SECONDS <= TASK_RETRY_BACKOFF_MAX_SECONDS + TASK_TIME_LIMIT_SECONDS:
+    raise ConfigurationError(
+        "REDIS_VISIBILITY_TIMEOUT_SECONDS (%d) must exceed TASK_RETRY_BACKOFF_MAX_SECONDS plus "
+        "TASK_TIME_LIMIT_SECONDS (%d), or a waiting retry or a running task is handed to a "
+        "second worker."
+        % (
+            REDIS_VISIBILITY_TIMEOUT_SECONDS,
+            TASK_RETRY_BACKOFF_MAX_SECONDS + TASK_TIME_LIMIT_SECONDS,
+        )
     )
 
 CELERY_TASK_QUEUES = (
@@ -223,6 +245,20 @@ CELERY_TASK_QUEUES = (
         queue_arguments=TASK_QUEUE_ARGUMENTS,
     ),
 )
+
+# ------------------------------------------------------------------------------
+# Simulated payment gateway (apps/payments/gateway.py)
+# ------------------------------------------------------------------------------
+#: Every charge fails transiently: the gateway is down.
+GATEWAY_OUTAGE = env.bool("GATEWAY_OUTAGE", default=False)
+#: Probability (0 to 1) that a charge fails transiently.
+GATEWAY_FAILURE_RATE = env.float("GATEWAY_FAILURE_RATE", default=0.0)
+#: How long the gateway takes to answer a charge, in milliseconds.
+GATEWAY_LATENCY_MS = env.int("GATEWAY_LATENCY_MS", default=0)
+if not 0 <= GATEWAY_FAILURE_RATE <= 1:
+    raise ConfigurationError(
+        "GATEWAY_FAILURE_RATE=%s must be between 0 and 1." % GATEWAY_FAILURE_RATE
+    )
 
 # ------------------------------------------------------------------------------
 # Celery beat
