@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +35,12 @@ def processes_with_marker(marker: str) -> list[str]:
         return found
     ps = subprocess.run(["ps", "-axE", "-ww", "-o", "command="], capture_output=True, text=True)
     return [line for line in ps.stdout.splitlines() if marker in line]
+
+
+def honcho_executable() -> str:
+    """honcho beside this Python (a virtualenv), else on PATH (the Nix dev shell)."""
+    beside = Path(sys.executable).parent / "honcho"
+    return str(beside) if beside.exists() else shutil.which("honcho") or "honcho"
 
 
 def web_answers(port: int) -> bool:
@@ -69,7 +76,7 @@ def honcho(tmp_path, transactional_db):
         }
     )
     process = Process(
-        [sys.executable, "-m", "honcho", "--env", str(env_file), "start"],
+        [honcho_executable(), "--env", str(env_file), "start"],
         env,
         name="honcho",
     )
