@@ -64,6 +64,17 @@ def broker_kind(url: str, *, variable: str = "CELERY_BROKER_URL") -> str:
     return kind
 
 
+def broker_transport(broker_url: str) -> str | None:
+    """Return the kombu transport for a broker URL, or None for kombu's own choice.
+
+    Redis gets Conveyor's transport, which dead-letters what a worker rejects, as
+    RabbitMQ does by itself.
+    """
+    if broker_kind(broker_url) == "redis":
+        return "apps.delivery.redis_transport:Transport"
+    return None
+
+
 def default_result_backend(broker_url: str) -> str:
     """Return the result backend that goes with a broker when none is configured.
 

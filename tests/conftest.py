@@ -7,12 +7,14 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 
+from apps.payments.models import Payment
 from config import celery_app
-from config.environment import default_result_backend
+from config.environment import broker_transport, default_result_backend
 from tests.processes import Beat, Worker
 from tests.servers import RabbitMQServer, RedisServer
 
@@ -46,6 +48,7 @@ class Broker:
 def use_broker(broker_url: str, result_backend: str) -> None:
     """Point this process's Celery app (the one that sends tasks) at another broker."""
     celery_app.conf.broker_url = broker_url
+    celery_app.conf.broker_transport = broker_transport(broker_url)
     celery_app.conf.result_backend = result_backend
     celery_app._after_fork()  # drops the connection and producer pools
     celery_app._backend_cache = None
@@ -137,3 +140,14 @@ def start_beat(process_env, tmp_path):
     yield start
     for beat in beats:
         beat.stop()
+
+
+@pytest.fixture
+def make_payment():
+    """Create a payment row directly (no task is enqueued)."""
+
+    def make(**fields) -> Payment:
+        fields = {"amount": Decimal("12.50"), "currency": "EUR", "source": "tok_ok", **fields}
+        return Payment.objects.create(**fields)
+
+    return make

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import redis
+from amqp.exceptions import NotFound
 from kombu import Connection
 
 from config.dev_services import port_answers, rabbitmq_environment, rabbitmq_tool, redis_command
@@ -144,12 +145,21 @@ class RabbitMQServer:
             self.process.wait(timeout=60)
 
     def queues(self) -> dict[str, int]:
-        """Ready messages per queue, as ``rabbitmqctl list_queues`` reports them."""
+        """Ready messages per queue, as ``rabbitmqctl list_queues`` reports them.
+
+        For quorum queues these figures are statistics, refreshed every few seconds.
+        """
         out = self.ctl("list_queues", "-q", "--no-table-headers", "name", "messages_ready").stdout
         return {name: int(count) for name, count in (line.split("\t") for line in out.splitlines())}
 
     def queue_length(self, queue: str) -> int:
-        return self.queues().get(queue, 0)
+        """Ready messages in ``queue`` now, as the broker answers a passive declare."""
+        with Connection(self.broker_url) as conn:
+            channel = conn.channel()
+            try:
+                return channel.queue_declare(queue, passive=True).message_count
+            except NotFound:
+                return 0
 
     def reset(self) -> None:
         """Delete every queue, so each test starts with empty ones."""

@@ -8,7 +8,9 @@ so a task body holds only its business call. Around it, the class
   (``TASK_MAX_RETRIES``, ``TASK_RETRY_BACKOFF_SECONDS``, ``TASK_RETRY_BACKOFF_MAX_SECONDS``,
   or the task's own ``max_retries`` / ``retry_backoff`` / ``retry_backoff_max``);
 - lets a final failure (permanent, or out of retries) fail the task, which rejects its
-  message without requeueing it (late acknowledgement; ``acks_on_failure_or_timeout``);
+  message without requeueing it (late acknowledgement; ``acks_on_failure_or_timeout``),
+  so the broker moves it to the dead-letter queue; the failure facts (exception,
+  traceback, retries, times) are recorded beside it (:mod:`apps.delivery.dead_letters`);
 - with an ``idempotency_key``, runs the task body at most once per key, however many
   times and however concurrently its message is delivered.
 
@@ -34,6 +36,7 @@ from celery.contrib.django.task import DjangoTask
 from celery.exceptions import Ignore, Reject, Retry
 from django.conf import settings
 
+from .dead_letters import failure_forget, failure_record
 from .failures import is_transient
 from .idempotency import (
     Claim,
@@ -84,13 +87,57 @@ class DeliveryTask(DjangoTask):
         except Exception as exc:
             self._release(key)
             if self.will_retry(exc):
+                self._record_failure(exc, final=False)
                 raise self.retry(
                     exc=exc, countdown=self.retry_delay(), max_retries=self.retry_limit()
                 ) from None
+            self._record_failure(exc, final=True)
             raise
-        if key is not None:
-            idempotency_complete(key=key, owner=request.id)
+        self._record_success(key)
         return result
+
+    def _record_success(self, key: str | None) -> None:
+        # The work is done, and the message will be acknowledged: a database error now
+        # must not turn the success into a failure. An idempotency record left running
+        # only makes duplicates wait out its lease.
+        request = self.request
+        try:
+            if key is not None:
+                idempotency_complete(key=key, owner=request.id)
+            if request.retries or getattr(request, "replayed", None):
+                failure_forget(task_id=request.id)
+        except Exception:
+            logger.exception("%s[%s] succeeded, but recording it failed.", self.name, request.id)
+
+    # -- failures --------------------------------------------------------------
+
+    def _record_failure(self, exc: BaseException, *, final: bool) -> None:
+        request = self.request
+        if final:
+            logger.error(
+                "%s[%s] failed for good after %d retries (%s: %s); its message goes to the "
+                "dead-letter queue.",
+                self.name,
+                request.id,
+                request.retries,
+                type(exc).__name__,
+                exc,
+            )
+        try:
+            failure_record(
+                task_id=request.id,
+                task_name=self.name,
+                args=list(request.args or ()),
+                kwargs=dict(request.kwargs or {}),
+                routing_key=(request.delivery_info or {}).get("routing_key", ""),
+                exc=exc,
+                retries=request.retries,
+                correlation_id=getattr(request, "correlation_id", "") or "",
+                final=final,
+            )
+        except Exception:
+            # The message is dead-lettered all the same; only the facts are missing.
+            logger.exception("Could not record the failure of %s[%s].", self.name, request.id)
 
     # -- retries ---------------------------------------------------------------
 
@@ -114,10 +161,6 @@ class DeliveryTask(DjangoTask):
     def will_retry(self, exc: BaseException) -> bool:
         """Return True if ``exc`` is transient and this run has a retry left."""
         return is_transient(exc, extra=self.retry_for) and self.request.retries < self.retry_limit()
-
-    def retries_exhausted(self, exc: BaseException) -> bool:
-        """Return True if ``exc`` is transient but this run was the last allowed."""
-        return is_transient(exc, extra=self.retry_for) and not self.will_retry(exc)
 
     def _own(self, attribute: str, default):
         # Only a value given to this task (decorator option or subclass attribute)

@@ -5,8 +5,6 @@ import logging
 from celery import shared_task
 from django.core.exceptions import ValidationError
 
-from apps.delivery.failures import TransientError
-
 from . import services
 from .models import Payment
 
@@ -26,7 +24,9 @@ def process_payment(self, payment_id):
     except (Payment.DoesNotExist, ValidationError):
         # Nothing to retry: the id names no payment.
         logger.error("Payment %s does not exist; nothing to process.", payment_id)
-    except TransientError as exc:
-        if self.retries_exhausted(exc):
+    except Exception as exc:
+        if not self.will_retry(exc):
+            # Failed for good: a declined payment is already failed; any other is left
+            # to an operator, and its message goes to the dead-letter queue.
             services.payment_hold(payment_id=payment_id, error=exc)
         raise

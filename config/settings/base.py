@@ -12,6 +12,7 @@ from kombu import Exchange, Queue
 from config.environment import (
     ConfigurationError,
     broker_kind,
+    broker_transport,
     default_result_backend,
     env,
     schedule_from_env,
@@ -187,15 +188,25 @@ CELERY_TASK_DEFAULT_EXCHANGE = TASK_EXCHANGE.name
 CELERY_TASK_DEFAULT_EXCHANGE_TYPE = TASK_EXCHANGE.type
 CELERY_TASK_DEFAULT_ROUTING_KEY = TASK_QUEUE
 
-#: RabbitMQ: how many times a message may be handed out again (after a crash or a
-#: requeue) before the broker gives up on it.
-RABBITMQ_DELIVERY_LIMIT = env.int("RABBITMQ_DELIVERY_LIMIT", default=10)
-# Queue arguments are RabbitMQ's; the Redis transport ignores them.
+#: How many times a message may be handed out again (after a crash or a requeue)
+#: before it goes to the dead-letter queue instead: a message that kills its worker
+#: every time must not come back forever.
+DELIVERY_LIMIT = env.int("DELIVERY_LIMIT", default=10)
+#: Where messages that failed for good wait for an operator (apps/delivery/dead_letters.py).
+DEAD_LETTER_QUEUE = "dead_letter"
+# Queue arguments are RabbitMQ's; Redis gets the same behaviour from
+# apps/delivery/redis_transport.py.
 TASK_QUEUE_ARGUMENTS = {
-    # Quorum queues are replicated, survive a broker restart and count deliveries,
-    # so a message that keeps killing its worker stops coming back.
+    # Quorum queues are replicated, survive a broker restart and count deliveries.
     "x-queue-type": "quorum",
-    "x-delivery-limit": RABBITMQ_DELIVERY_LIMIT,
+    "x-delivery-limit": DELIVERY_LIMIT,
+    # A message rejected without requeue (a final failure) goes to the dead-letter
+    # queue, and at-least-once: RabbitMQ keeps it until the dead-letter queue has it
+    # (which needs reject-publish overflow).
+    "x-dead-letter-exchange": DEAD_LETTER_QUEUE,
+    "x-dead-letter-routing-key": DEAD_LETTER_QUEUE,
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
 }
 
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-transport-options
@@ -208,7 +219,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Redis: look for such messages every 5 s (default: every 100 s).
     "unacked_restore_interval": 5,
     "unacked_restore_throttle": 1,
+    # Redis: dead-lettering, as the task queue's arguments give it on RabbitMQ.
+    "dead_letter_queue": DEAD_LETTER_QUEUE,
+    "delivery_limit": DELIVERY_LIMIT,
 }
+# The Redis transport with dead-lettering (None: kombu's choice by URL scheme).
+CELERY_BROKER_TRANSPORT = broker_transport(CELERY_BROKER_URL)
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-consumer
+# A consumer that dead-letters messages it cannot run instead of dropping some of them.
+CELERY_WORKER_CONSUMER = "apps.delivery.consumer:Consumer"
 
 # ------------------------------------------------------------------------------
 # Retry policy of every task (a task may set its own max_retries / retry_backoff /

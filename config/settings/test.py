@@ -10,3 +10,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file rather than memory, so worker processes started by the tests see the
     # rows the tests write.
     DATABASES["default"]["TEST"] = {"NAME": str(RUN_DIR / "test-db.sqlite3")}
+
+# Tasks only the tests use (tests/tasks.py), loaded by the tests' worker processes.
+CELERY_IMPORTS = ["tests.tasks"]

@@ -1,0 +1,36 @@
+from django.contrib import admin
+
+from .models import IdempotencyRecord, TaskFailure
+
+
+@admin.register(TaskFailure)
+class TaskFailureAdmin(admin.ModelAdmin):
+    """Failure facts. The dead letters themselves: /admin/dead-letters/."""
+
+    list_display = [
+        "task_id",
+        "task_name",
+        "reason",
+        "exception_type",
+        "retries",
+        "dead_lettered_at",
+        "replays",
+    ]
+    list_filter = ["reason", "task_name"]
+    search_fields = ["task_id", "task_name", "correlation_id"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(admin.ModelAdmin):
+    list_display = ["key", "state", "owner", "task_name", "locked_until", "completed_at"]
+    list_filter = ["state", "task_name"]
+    search_fields = ["key", "owner"]
+
+    def has_add_permission(self, request):
+        return False

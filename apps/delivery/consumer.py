@@ -1,0 +1,94 @@
+"""The worker's consumer: dead-letters what it cannot run, instead of dropping it.
+
+Celery's consumer rejects an unknown task name or a malformed task message without
+requeue (the broker dead-letters it), but *acknowledges* a body it refuses to decode
+(a content type outside ``accept_content``, such as pickle), which deletes it. This
+consumer records the failure facts first, rejects every such message so it reaches the
+dead-letter queue, and declares that queue each time it connects, before consuming:
+RabbitMQ silently drops a dead letter whose exchange does not exist.
+
+Selected with ``CELERY_WORKER_CONSUMER``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from amqp.exceptions import PreconditionFailed
+from celery.exceptions import WorkerShutdown
+from celery.worker.consumer import Consumer as CeleryConsumer
+
+from .dead_letters import declare_dead_letter_queue, failure_record
+from .models import TaskFailure
+
+logger = logging.getLogger(__name__)
+
+
+class UnknownTask(LookupError):
+    """A message names a task this worker does not have."""
+
+    def __init__(self, name: str):
+        super().__init__("no task named %r is registered on this worker" % name)
+
+
+class Consumer(CeleryConsumer):
+    def connect(self):
+        connection = super().connect()
+        try:
+            declare_dead_letter_queue(connection)
+            for queue in self.app.amqp.queues.values():
+                queue(connection.default_channel).declare()
+        except PreconditionFailed as exc:
+            logger.critical(
+                "The broker holds a queue declared with other arguments: %s. Conveyor's task "
+                "queues are quorum queues with a dead-letter exchange; move the messages out "
+                "and delete the old queue (rabbitmqctl delete_queue NAME), then start again.",
+                exc,
+            )
+            raise WorkerShutdown(1) from exc
+        return connection
+
+    def on_unknown_task(self, body, message, exc):
+        name = (message.headers or {}).get("task", "?")
+        self._record(message, TaskFailure.Reason.UNKNOWN_TASK, UnknownTask(name))
+        super().on_unknown_task(body, message, exc)
+
+    def on_invalid_task(self, body, message, exc):
+        self._record(message, TaskFailure.Reason.INVALID_MESSAGE, exc)
+        super().on_invalid_task(body, message, exc)
+
+    def on_unknown_message(self, body, message):
+        self._record(message, TaskFailure.Reason.INVALID_MESSAGE, None)
+        super().on_unknown_message(body, message)
+
+    def on_decode_error(self, message, exc):
+        # Celery acknowledges (deletes) such a message; reject it to the dead letters.
+        self._record(message, TaskFailure.Reason.UNDECODABLE, exc)
+        logger.error(
+            "Refused a message that cannot be decoded (content type %r, encoding %r): %s; "
+            "it goes to the dead-letter queue.",
+            message.content_type,
+            message.content_encoding,
+            exc,
+        )
+        message.reject_log_error(logger, self.connection_errors)
+
+    def _record(self, message, reason, exc):
+        headers = message.headers or {}
+        task_id = headers.get("id") or (message.properties or {}).get("correlation_id")
+        if not task_id:
+            return
+        try:
+            failure_record(
+                task_id=task_id,
+                task_name=headers.get("task", ""),
+                reason=reason,
+                args=headers.get("argsrepr"),
+                kwargs=headers.get("kwargsrepr"),
+                routing_key=(message.delivery_info or {}).get("routing_key", ""),
+                exc=exc,
+                correlation_id=headers.get("correlation_id", ""),
+                final=True,
+            )
+        except Exception:
+            logger.exception("Could not record why message %s was refused.", task_id)

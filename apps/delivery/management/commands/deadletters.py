@@ -1,0 +1,106 @@
+"""``manage.py deadletters``: inspect, replay and purge the dead-letter queue."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.delivery.dead_letters import DeadLetterNotFound, dead_letters
+from config import celery_app
+
+
+def age_text(age) -> str:
+    if age is None:
+        return "?"
+    seconds = int(age.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return "%d%s" % (seconds // size, unit)
+    return "%ds" % seconds
+
+
+class Command(BaseCommand):
+    help = "Inspect, replay and purge the dead-letter queue (Redis or RabbitMQ alike)."
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        listing = actions.add_parser(
+            "list", help="a table of the dead letters: id, task, error, age"
+        )
+        listing.add_argument("--limit", type=int, default=1000)
+        show = actions.add_parser("show", help="everything about one dead letter, as JSON")
+        show.add_argument("id")
+        replay = actions.add_parser(
+            "replay", help="republish to the original queue with a fresh retry budget"
+        )
+        self._selection(replay)
+        replay.add_argument("--task", help="with --all: only dead letters of this task")
+        purge = actions.add_parser("purge", help="delete dead letters for good")
+        self._selection(purge)
+        purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    @staticmethod
+    def _selection(parser):
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("id", nargs="?", help="the dead letter's id (its task id)")
+        which.add_argument("--all", action="store_true", help="every dead letter")
+
+    def handle(self, *args, action, **options):
+        with celery_app.connection_for_write() as connection:
+            box = dead_letters(connection)
+            getattr(self, "do_%s" % action)(box, **options)
+
+    def do_list(self, box, *, limit, **options):
+        letters = box.list(limit=limit)
+        rows = [("ID", "TASK", "ERROR", "AGE")] + [
+            (letter.id, letter.task_name or "-", _one_line(letter.error, 70), age_text(letter.age))
+            for letter in letters
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            self.stdout.write("  ".join([*cells, row[3]]))
+        self.stdout.write(_count(letters, ""))
+
+    def do_show(self, box, *, id, **options):
+        try:
+            letter = box.get(id)
+        except DeadLetterNotFound:
+            raise CommandError("No dead letter %s." % id) from None
+        self.stdout.write(json.dumps(letter.as_dict(), indent=2, default=str))
+
+    def do_replay(self, box, *, id, all, task, **options):
+        if task and not all:
+            raise CommandError("--task goes with --all.")
+        replayed = box.replay(ids=None if all else [id], task=task)
+        if id and not replayed:
+            raise CommandError("No dead letter %s." % id)
+        for letter_id in replayed:
+            self.stdout.write("replayed %s" % letter_id)
+        self.stdout.write(_count(replayed, " replayed"))
+
+    def do_purge(self, box, *, id, all, yes, **options):
+        what = "every dead letter (%d now)" % box.count() if all else "dead letter %s" % id
+        if not yes and not _confirmed("Purge %s for good? [y/N] " % what):
+            raise CommandError("Nothing purged.")
+        purged = box.purge(ids=None if all else [id])
+        if id and not purged:
+            raise CommandError("No dead letter %s." % id)
+        self.stdout.write(_count(purged, " purged"))
+
+
+def _one_line(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _count(items, verb: str) -> str:
+    return "%d dead letter%s%s." % (len(items), "" if len(items) == 1 else "s", verb)
+
+
+def _confirmed(question: str) -> bool:
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False

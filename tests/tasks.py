@@ -1,0 +1,20 @@
+"""Tasks that only the tests' worker processes load (``CELERY_IMPORTS`` in test settings)."""
+
+import os
+import signal
+import time
+
+from celery import shared_task
+
+
+@shared_task(name="tests.tasks.kill_own_process")
+def kill_own_process():
+    """Die as a segfault or the OOM killer would: the worker's pool process vanishes."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@shared_task(name="tests.tasks.sleep_then_return")
+def sleep_then_return(seconds, value):
+    """Take ``seconds`` to return ``value`` (a long task, for shutdown tests)."""
+    time.sleep(seconds)
+    return value
