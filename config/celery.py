@@ -30,3 +30,6 @@ class ConveyorCelery(Celery):
 app = ConveyorCelery("conveyor", task_cls="apps.delivery.task_base:DeliveryTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Logging set-up and correlation ids for every process that loads the app.
+import apps.delivery.signals  # noqa: E402, F401

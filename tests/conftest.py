@@ -15,8 +15,8 @@ from django.db import connection
 from apps.payments.models import Payment
 from config import celery_app
 from config.environment import broker_transport, default_result_backend
-from tests.processes import Beat, Worker
-from tests.servers import RabbitMQServer, RedisServer
+from tests.processes import Beat, Web, Worker
+from tests.servers import RabbitMQServer, RedisServer, free_port
 
 
 @pytest.fixture(scope="session")
@@ -140,6 +140,21 @@ def start_beat(process_env, tmp_path):
     yield start
     for beat in beats:
         beat.stop()
+
+
+@pytest.fixture
+def start_web(process_env):
+    """Start ``manage.py runserver`` on a free port."""
+    servers = []
+
+    def start(*, env: dict | None = None):
+        web = Web({**process_env, **(env or {})}, port=free_port())
+        servers.append(web)
+        return web.start()
+
+    yield start
+    for web in servers:
+        web.stop()
 
 
 @pytest.fixture

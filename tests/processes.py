@@ -165,5 +165,24 @@ class Beat(Process):
     """``celery beat`` as its own process."""
 
     def __init__(self, env: dict[str, str], *, name: str, schedule: Path, args: tuple = ()):
-        argv = celery_argv("beat", "--loglevel=INFO", "--schedule=%s" % schedule, *args)
+        # --quiet (before the command): no banner, as the Procfile runs it.
+        argv = celery_argv("--quiet", "beat", "--loglevel=INFO", "--schedule=%s" % schedule, *args)
         super().__init__(argv, env, name="beat %s" % name)
+
+
+class Web(Process):
+    """``manage.py runserver`` on a free port, as its own process."""
+
+    def __init__(self, env: dict[str, str], *, port: int):
+        self.port = port
+        argv = [sys.executable, "manage.py", "runserver", "127.0.0.1:%d" % port, "--noreload"]
+        super().__init__(argv, env, name="web")
+
+    @property
+    def url(self) -> str:
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self) -> Web:
+        super().start()
+        self.wait_for("Quit the server with", timeout=60)
+        return self

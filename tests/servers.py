@@ -91,6 +91,13 @@ class RedisServer:
         """Forget every queue, message and result."""
         self.client().flushall()
 
+    def url_with_password(self, user: str, password: str) -> str:
+        """A broker URL for a user (created now) who needs ``password``."""
+        self.client().execute_command(
+            "ACL", "SETUSER", user, "on", ">%s" % password, "~*", "&*", "+@all"
+        )
+        return "redis://%s:%s@127.0.0.1:%d/0" % (user, password, self.port)
+
     def queue_length(self, queue: str) -> int:
         """Messages waiting in ``queue``, as Redis itself counts them."""
         return self.client().llen(queue)
@@ -160,6 +167,13 @@ class RabbitMQServer:
                 return channel.queue_declare(queue, passive=True).message_count
             except NotFound:
                 return 0
+
+    def url_with_password(self, user: str, password: str) -> str:
+        """A broker URL for a user (created now) who needs ``password``."""
+        if user not in self.ctl("list_users", "-q", "--no-table-headers").stdout.split():
+            self.ctl("add_user", user, password)
+            self.ctl("set_permissions", "-p", "/", user, ".*", ".*", ".*")
+        return "amqp://%s:%s@127.0.0.1:%d//" % (user, password, self.port)
 
     def reset(self) -> None:
         """Delete every queue, so each test starts with empty ones."""

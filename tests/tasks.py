@@ -18,3 +18,11 @@ def sleep_then_return(seconds, value):
     """Take ``seconds`` to return ``value`` (a long task, for shutdown tests)."""
     time.sleep(seconds)
     return value
+
+
+@shared_task(name="tests.tasks.enqueue_add")
+def enqueue_add(x, y):
+    """Enqueue add(x, y) from inside a task (its correlation id is inherited)."""
+    from apps.users.tasks import add
+
+    return add.delay(x, y).id

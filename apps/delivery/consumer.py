@@ -19,6 +19,7 @@ from celery.exceptions import WorkerShutdown
 from celery.worker.consumer import Consumer as CeleryConsumer
 
 from .dead_letters import declare_dead_letter_queue, failure_record
+from .log_context import CORRELATION_HEADER
 from .models import TaskFailure
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class Consumer(CeleryConsumer):
                 kwargs=headers.get("kwargsrepr"),
                 routing_key=(message.delivery_info or {}).get("routing_key", ""),
                 exc=exc,
-                correlation_id=headers.get("correlation_id", ""),
+                correlation_id=headers.get(CORRELATION_HEADER, ""),
                 final=True,
             )
         except Exception:

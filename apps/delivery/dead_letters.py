@@ -40,6 +40,7 @@ from django.db.models import F
 from django.utils import timezone
 from kombu import Exchange, Producer, Queue
 
+from .log_context import CORRELATION_HEADER
 from .models import TaskFailure
 
 logger = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ def dead_letter_from(message: RawMessage, failures: dict[str, TaskFailure]) -> D
         kwargs=kwargs,
         retries=failure.retries if failure else int(headers.get("retries") or 0),
         correlation_id=(failure.correlation_id if failure else "")
-        or headers.get("correlation_id", ""),
+        or headers.get(CORRELATION_HEADER, ""),
         deaths=deaths,
         failure=failure,
         message=message,

@@ -45,6 +45,7 @@ from .idempotency import (
     idempotency_holder,
     idempotency_release,
 )
+from .log_context import CORRELATION_HEADER
 from .retries import backoff_delay
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class DeliveryTask(DjangoTask):
                 routing_key=(request.delivery_info or {}).get("routing_key", ""),
                 exc=exc,
                 retries=request.retries,
-                correlation_id=getattr(request, "correlation_id", "") or "",
+                correlation_id=getattr(request, CORRELATION_HEADER, "") or "",
                 final=final,
             )
         except Exception:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kombu import Exchange, Queue
 
+from apps.delivery.log_context import logging_config
 from config.environment import (
     ConfigurationError,
     broker_kind,
@@ -21,7 +22,8 @@ from config.environment import (
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 # A .env file in the project root is read if present; real environment variables win.
-env.read_env(BASE_DIR / ".env")
+if (BASE_DIR / ".env").is_file():
+    env.read_env(BASE_DIR / ".env")
 
 #: Where development services and processes keep their state (git-ignored).
 RUN_DIR = Path(env.str("RUN_DIR", default=str(BASE_DIR / ".run"))).resolve()
@@ -48,6 +50,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every log line of the request carries its correlation id.
+    "apps.delivery.middleware.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -84,6 +88,15 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ------------------------------------------------------------------------------
+# Logging: one configuration for Django, Celery and the apps, to stdout
+# (apps/delivery/log_context.py). JSON unless development says otherwise.
+# ------------------------------------------------------------------------------
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOGGING_CONFIG = "apps.delivery.log_context.configure"
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
 
 # ------------------------------------------------------------------------------
 # Database
@@ -177,6 +190,9 @@ CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT_SECONDS
 CELERY_TASK_SOFT_TIME_LIMIT = TASK_SOFT_TIME_LIMIT_SECONDS
 # Record STARTED, so a result tells "running" from "still queued".
 CELERY_TASK_TRACK_STARTED = True
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-hijack-root-logger
+# The worker and beat log through LOGGING above, in the same format as everything else.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # https://docs.celeryq.dev/en/stable/userguide/routing.html
 # One durable task queue, "default", on a topic exchange (RabbitMQ's native delayed

@@ -1,0 +1,53 @@
+"""Correlation ids for web requests."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from .log_context import correlation, new_correlation_id
+
+logger = logging.getLogger(__name__)
+
+#: What a client may send as X-Request-ID: short, and nothing a log reader trips on.
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
+
+
+class CorrelationIdMiddleware:
+    """Take ``X-Request-ID`` from the request (or make one), log it on every line of the
+    request, pass it to the tasks the request enqueues, and return it in the response."""
+
+    header = "X-Request-ID"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get(self.header)
+        correlation_id = incoming if incoming and VALID_REQUEST_ID.match(incoming) else None
+        started = time.monotonic()
+        with correlation(correlation_id or new_correlation_id()) as correlation_id:
+            if incoming and not VALID_REQUEST_ID.match(incoming):
+                logger.warning(
+                    "Ignored an invalid %s header (%d characters); using %s.",
+                    self.header,
+                    len(incoming),
+                    correlation_id,
+                )
+            request.correlation_id = correlation_id
+            response = self.get_response(request)
+            logger.info(
+                "%s %s %s",
+                request.method,
+                request.get_full_path(),
+                response.status_code,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                },
+            )
+        response[self.header] = correlation_id
+        return response

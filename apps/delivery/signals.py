@@ -1,0 +1,88 @@
+"""Celery signal receivers: logging set-up and correlation ids on task messages.
+
+Imported by ``config/celery.py``, so every process that loads the Celery app has them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import signals
+
+from config.environment import mask_url
+
+from .log_context import (
+    CORRELATION_HEADER,
+    configure,
+    current_correlation_id,
+    is_json,
+    new_correlation_id,
+    set_process_role,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _logging_settings() -> dict:
+    from django.conf import settings
+
+    return settings.LOGGING
+
+
+@signals.celeryd_init.connect
+def set_up_worker_logging(sender=None, **kwargs):
+    # Before the worker checks its privileges (a warning) or prints anything.
+    set_process_role("worker")
+    configure(_logging_settings())
+
+
+@signals.setup_logging.connect
+def use_django_logging(loglevel=None, **kwargs):
+    """Celery keeps its hands off logging: the worker and beat use Django's ``LOGGING``."""
+    configure(_logging_settings())
+
+
+@signals.celeryd_after_setup.connect
+def quiet_banner_in_json(sender=None, instance=None, **kwargs):
+    # The start-up banner is printed, not logged: in JSON mode, leave it out.
+    if is_json(_logging_settings()):
+        instance.quiet = True
+
+
+@signals.beat_init.connect
+def set_beat_role(sender=None, **kwargs):
+    set_process_role("beat")
+    _log_connections("beat", sender.app)
+
+
+@signals.worker_ready.connect
+def log_worker_connections(sender=None, **kwargs):
+    _log_connections("worker", sender.app)
+
+
+def _log_connections(role: str, app) -> None:
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    logger.info(
+        "Conveyor %s started: broker %s, results %s, database %s %s.",
+        role,
+        mask_url(app.conf.broker_url),
+        mask_url(str(app.conf.result_backend)),
+        database["ENGINE"].rsplit(".", 1)[-1],
+        database.get("HOST") or database["NAME"],
+    )
+
+
+@signals.worker_shutting_down.connect
+def log_shutdown(sender=None, sig=None, how=None, **kwargs):
+    # Celery prints "worker: Warm shutdown (MainProcess)" straight to the terminal;
+    # this is the same news as a log record.
+    logger.info("worker: %s shutdown (MainProcess), on %s.", how, sig)
+
+
+@signals.before_task_publish.connect
+def add_correlation_id(headers=None, **kwargs):
+    """Every task message carries a correlation id: the request's or the task's, else new."""
+    if headers is not None and not headers.get(CORRELATION_HEADER):
+        headers[CORRELATION_HEADER] = current_correlation_id() or new_correlation_id()
