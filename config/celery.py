@@ -33,3 +33,6 @@ app.autodiscover_tasks()
 
 # Logging set-up and correlation ids for every process that loads the app.
 import apps.delivery.signals  # noqa: E402, F401
+from apps.delivery.bootsteps import WorkerHeartbeat  # noqa: E402
+
+app.steps["consumer"].add(WorkerHeartbeat)

@@ -8,8 +8,15 @@ Usage::
 
 If something already answers on the port (a broker installed as a system service,
 say), the command says so and waits until it is stopped, so ``honcho start`` keeps
-running and uses that broker. Otherwise it replaces itself with the server, keeping
-all of the server's state under ``--dir``.
+running and uses that broker. Otherwise it runs the server, keeping all of its state
+under ``--dir``.
+
+Stopping (SIGTERM or SIGINT, as honcho sends on Ctrl-C) waits until the broker's clients
+have gone, for up to ``DEV_BROKER_STOP_WAIT_SECONDS`` (Redis: 4.5 s, which stops at once;
+RabbitMQ: 3 s, which takes a second or two to stop; both inside honcho's 5): the
+worker, which stops at the same moment, still needs the broker to acknowledge the task
+it finishes, and on Redis to take back the tasks it hands back, or those would wait for
+the visibility timeout.
 
 This module imports nothing from Django: it starts in milliseconds.
 """
@@ -21,7 +28,10 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -100,6 +110,106 @@ def rabbitmq_environment(port: int, data_dir: Path, *, node: str) -> dict[str, s
     return env
 
 
+def server_down(port: int) -> bool:
+    import redis
+
+    try:
+        return not redis.Redis(port=port, socket_timeout=1).ping()
+    except (redis.ConnectionError, redis.BusyLoadingError):
+        return True
+
+
+def redis_clients(port: int) -> int:
+    """Clients connected to the Redis on ``port``, besides the one asking."""
+    import redis
+
+    return redis.Redis(port=port, socket_timeout=1).info("clients")["connected_clients"] - 1
+
+
+def rabbitmq_clients(env: dict[str, str]) -> int:
+    """Client connections to the RabbitMQ node described by ``env``."""
+    out = subprocess.run(
+        [
+            rabbitmq_tool("rabbitmqctl"),
+            "-n",
+            env["RABBITMQ_NODENAME"],
+            "list_connections",
+            "-q",
+            "--no-table-headers",
+            "pid",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+    return len(out.split())
+
+
+def restore_unacknowledged(port: int) -> None:
+    """Hand back to their queues the messages that stopped workers left unacknowledged.
+
+    Called when this runner has just started Redis: no worker can be connected yet, so
+    every unacknowledged message belongs to a worker that is gone (killed by honcho's
+    SIGKILL, say). Otherwise they would wait for the visibility timeout (an hour).
+    """
+    import redis
+    from kombu import Connection
+
+    for db in range(16):
+        try:
+            if not redis.Redis(port=port, db=db).exists("unacked"):
+                continue
+        except redis.ResponseError:  # no such database
+            break
+        url = "redis://127.0.0.1:%d/%d" % (port, db)
+        with Connection(
+            url,
+            transport="apps.delivery.redis_transport:Transport",
+            transport_options={"visibility_timeout": 0},
+        ) as connection:
+            qos = connection.default_channel.qos
+            count = redis.Redis(port=port, db=db).hlen("unacked")
+            qos.restore_visible(num=count)
+        print(
+            "redis: handed %d unacknowledged message(s) of stopped workers back to their "
+            "queues (database %d)." % (count, db),
+            flush=True,
+        )
+
+
+def run_until_stopped(
+    command: list[str], env: dict[str, str], clients, *, wait: float, started=None
+) -> int:
+    """Run the server; on SIGTERM/SIGINT, stop it once ``clients()`` is 0 (or in time)."""
+    from apps.delivery.supervise import die_with_parent
+
+    # A session of its own: honcho's SIGTERM to our group must not reach the server.
+    server = subprocess.Popen(
+        command, env=env, start_new_session=True, preexec_fn=die_with_parent()
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *args: stop.set())
+    signal.signal(signal.SIGINT, lambda *args: stop.set())
+    if started is not None:
+        started()
+    while server.poll() is None and not stop.wait(0.2):
+        pass
+    if server.poll() is None:
+        wait = float(os.environ.get("DEV_BROKER_STOP_WAIT_SECONDS") or wait)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                if clients() <= 0:
+                    break
+            except Exception:
+                break
+            time.sleep(0.1)
+        server.terminate()
+    return server.wait()
+
+
 def wait_for_stop(name: str, port: int) -> None:
     """Say that another server is in use and sleep until SIGTERM or SIGINT."""
     print(f"{name}: 127.0.0.1:{port} already answers; using that server.", flush=True)
@@ -121,7 +231,7 @@ def url_answers(url: str) -> bool:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["answers"]:
         # python -m config.dev_services answers URL: exit 0 if the server answers.
@@ -138,12 +248,23 @@ def main(argv: list[str] | None = None) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     if args.service == "redis":
         command = redis_command(args.port, data_dir)
-        os.execvp(command[0], command)
+
+        def started():
+            deadline = time.monotonic() + 60
+            while server_down(args.port):
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.05)
+            restore_unacknowledged(args.port)
+
+        return run_until_stopped(
+            command, dict(os.environ), lambda: redis_clients(args.port), wait=4.5, started=started
+        )
     node = os.environ.get("RABBITMQ_NODENAME", "conveyor@localhost")
     env = rabbitmq_environment(args.port, data_dir, node=node)
     env["RABBITMQ_LOGS"] = "-"  # to stdout, where honcho shows it
-    server = rabbitmq_tool("rabbitmq-server")
-    os.execvpe(server, [server], env)
+    command = [rabbitmq_tool("rabbitmq-server")]
+    return run_until_stopped(command, env, lambda: rabbitmq_clients(env), wait=3)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.delivery.log_context import mask_passwords
+
 #: URL schemes of the brokers Conveyor supports, by kind.
 BROKER_SCHEMES = {
     "redis": "redis",
@@ -58,7 +60,7 @@ def broker_kind(url: str, *, variable: str = "CELERY_BROKER_URL") -> str:
             % (variable, parts.scheme)
         )
     if not parts.hostname:
-        raise ConfigurationError("%s=%r has no host." % (variable, mask_url(url)))
+        raise ConfigurationError("%s=%r has no host." % (variable, mask_passwords(url)))
     if kind == "redis":
         _redis_db(parts, variable)
     return kind
@@ -93,19 +95,6 @@ def default_result_backend(broker_url: str) -> str:
 def redis_db(url: str, *, variable: str) -> int:
     """Return the database number of a ``redis://`` URL (0 when it names none)."""
     return _redis_db(_split_url(url, variable), variable)
-
-
-def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparsable URL>"
-    if not password:
-        return url
-    netloc = parts.netloc.replace(":%s@" % password, ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def schedule_from_env(variable: str, default: str):
@@ -157,10 +146,12 @@ def _split_url(url: str, variable: str) -> SplitResult:
         parts.port  # noqa: B018 (urlsplit checks the port only when it is read)
     except ValueError as exc:
         raise ConfigurationError(
-            "%s=%r is not a valid URL: %s" % (variable, mask_url(url), exc)
+            "%s=%r is not a valid URL: %s" % (variable, mask_passwords(url), exc)
         ) from None
     if not parts.scheme:
-        raise ConfigurationError("%s=%r is not a URL (no scheme)." % (variable, mask_url(url)))
+        raise ConfigurationError(
+            "%s=%r is not a URL (no scheme)." % (variable, mask_passwords(url))
+        )
     return parts
 
 

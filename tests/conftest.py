@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -55,21 +56,44 @@ def use_broker(broker_url: str, result_backend: str) -> None:
     celery_app._local = threading.local()
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
-def broker(request):
-    """Each test that uses it runs once on Redis and once on RabbitMQ, empty at start."""
-    server = request.getfixturevalue("%s_server" % request.param)
-    server.reset()
+@contextmanager
+def broker_for(server):
+    """Point this process's Celery app at ``server`` for the duration."""
     broker = Broker(
-        kind=request.param,
+        kind=server.kind,
         url=server.broker_url,
         result_backend=default_result_backend(server.broker_url),
         server=server,
     )
     saved = (celery_app.conf.broker_url, celery_app.conf.result_backend)
     use_broker(broker.url, broker.result_backend)
-    yield broker
-    use_broker(*saved)
+    try:
+        yield broker
+    finally:
+        use_broker(*saved)
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request):
+    """Each test that uses it runs once on Redis and once on RabbitMQ, empty at start."""
+    server = request.getfixturevalue("%s_server" % request.param)
+    server.reset()
+    with broker_for(server) as broker:
+        yield broker
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def own_broker(request, tmp_path):
+    """A broker of the test's own, on each kind in turn, that the test may stop and start."""
+    server = {"redis": RedisServer, "rabbitmq": RabbitMQServer}[request.param](
+        tmp_path / request.param
+    )
+    server.start()
+    try:
+        with broker_for(server) as broker:
+            yield broker
+    finally:
+        server.stop()
 
 
 def database_url() -> str:
@@ -106,12 +130,20 @@ def start_worker(process_env):
     """Start ``celery worker`` processes: ``start_worker(concurrency=2, env={...})``."""
     workers = []
 
-    def start(*, concurrency: int = 2, env: dict | None = None, args: tuple = (), ready=True):
+    def start(
+        *,
+        concurrency: int = 2,
+        env: dict | None = None,
+        args: tuple = (),
+        ready=True,
+        supervised=False,
+    ):
         worker = Worker(
             {**process_env, **(env or {})},
             name="w%d-%s" % (len(workers) + 1, uuid.uuid4().hex[:6]),
             concurrency=concurrency,
             args=args,
+            supervised=supervised,
         )
         workers.append(worker)
         return worker.start(ready=ready)

@@ -108,7 +108,11 @@ class Process:
         self.process.send_signal(signum)
 
     def wait(self, timeout: float = 60) -> int:
-        return self.process.wait(timeout=timeout)
+        """Wait for the process to exit and for all of its output to be read."""
+        returncode = self.process.wait(timeout=timeout)
+        with self._changed:
+            self._changed.wait_for(lambda: self._eof, timeout=timeout)
+        return returncode
 
     def kill(self) -> None:
         """SIGKILL the process and everything it started."""
@@ -139,11 +143,21 @@ def celery_argv(*args: str) -> list[str]:
 
 
 class Worker(Process):
-    """``celery worker`` as its own process, as deployed."""
+    """``celery worker`` as its own process, as deployed; ``supervised``: behind
+    ``apps.delivery.supervise``, as the Procfile and docker-compose run it."""
 
-    def __init__(self, env: dict[str, str], *, name: str, concurrency: int = 2, args: tuple = ()):
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        name: str,
+        concurrency: int = 2,
+        args: tuple = (),
+        supervised: bool = False,
+    ):
         self.hostname = "%s@%%h" % name
-        argv = celery_argv(
+        supervisor = [sys.executable, "-m", "apps.delivery.supervise", "--"] if supervised else []
+        argv = supervisor + celery_argv(
             "worker",
             "--loglevel=INFO",
             "--hostname=%s" % self.hostname,

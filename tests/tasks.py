@@ -1,10 +1,13 @@
 """Tasks that only the tests' worker processes load (``CELERY_IMPORTS`` in test settings)."""
 
+import logging
 import os
 import signal
 import time
 
 from celery import shared_task
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="tests.tasks.kill_own_process")
@@ -16,6 +19,7 @@ def kill_own_process():
 @shared_task(name="tests.tasks.sleep_then_return")
 def sleep_then_return(seconds, value):
     """Take ``seconds`` to return ``value`` (a long task, for shutdown tests)."""
+    logger.info("Sleeping %s s before returning %r.", seconds, value)
     time.sleep(seconds)
     return value
 

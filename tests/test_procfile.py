@@ -1,7 +1,9 @@
-"""``honcho start`` runs the Procfile: brokers, web, worker and beat; Ctrl-C stops them all."""
+"""``honcho start`` runs the Procfile: brokers, web, worker and beat; Ctrl-C stops them all,
+and lets the worker finish its task or hand it back."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -12,16 +14,18 @@ import uuid
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from apps.users.tasks import add
 from tests.conftest import database_url, use_broker
 from tests.processes import Process
 from tests.servers import free_port, wait_until
+from tests.tasks import sleep_then_return
 
 
-def processes_with_marker(marker: str) -> list[str]:
-    """Command lines of the running processes whose environment holds ``marker``."""
-    found = []
+def processes_with_marker(marker: str) -> dict[int, str]:
+    """The running processes whose environment holds ``marker``: pid -> command line."""
+    found = {}
     if Path("/proc").is_dir():
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -29,12 +33,19 @@ def processes_with_marker(marker: str) -> list[str]:
             try:
                 environ = (entry / "environ").read_bytes()
                 if marker.encode() in environ:
-                    found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+                    command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                    found[int(entry.name)] = command
             except OSError:
                 continue
         return found
-    ps = subprocess.run(["ps", "-axE", "-ww", "-o", "command="], capture_output=True, text=True)
-    return [line for line in ps.stdout.splitlines() if marker in line]
+    ps = subprocess.run(
+        ["ps", "-axE", "-ww", "-o", "pid=,command="], capture_output=True, text=True, check=True
+    )
+    return {
+        int(line.split(None, 1)[0]): line.split(None, 1)[1]
+        for line in ps.stdout.splitlines()
+        if marker in line
+    }
 
 
 def honcho_executable() -> str:
@@ -51,64 +62,113 @@ def web_answers(port: int) -> bool:
         return False
 
 
-@pytest.fixture
-def honcho(tmp_path, transactional_db):
-    marker = "CONVEYOR_TEST_%s" % uuid.uuid4().hex
-    redis_port, web_port = free_port(), free_port()
-    rabbitmq_port = free_port(offset=20000)
-    env_file = tmp_path / "honcho.env"
-    env_file.write_text("")
-    env = dict(os.environ)
-    env.update(
-        {
-            marker: "1",
-            "PATH": "%s:%s" % (Path(sys.executable).parent, env["PATH"]),
+class Stack:
+    """``honcho start`` in the project, on free ports, with its own brokers and RUN_DIR."""
+
+    def __init__(self, tmp_path: Path):
+        self.marker = "CONVEYOR_TEST_%s" % uuid.uuid4().hex
+        self.redis_port, self.web_port = free_port(), free_port()
+        rabbitmq_port = free_port(offset=20000)
+        self.env_file = tmp_path / "honcho.env"
+        self.env_file.write_text("")
+        self.env = {
+            **os.environ,
+            self.marker: "1",
+            "PATH": "%s:%s" % (Path(sys.executable).parent, os.environ["PATH"]),
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
             "RUN_DIR": str(tmp_path / "run"),
-            "REDIS_PORT": str(redis_port),
+            "REDIS_PORT": str(self.redis_port),
             "RABBITMQ_PORT": str(rabbitmq_port),
             "RABBITMQ_NODENAME": "conveyor-honcho-%d@localhost" % rabbitmq_port,
-            "WEB_PORT": str(web_port),
-            "CELERY_BROKER_URL": "redis://127.0.0.1:%d/0" % redis_port,
-            "CELERY_RESULT_BACKEND": "redis://127.0.0.1:%d/1" % redis_port,
+            "WEB_PORT": str(self.web_port),
+            "CELERY_BROKER_URL": "redis://127.0.0.1:%d/0" % self.redis_port,
+            "CELERY_RESULT_BACKEND": "redis://127.0.0.1:%d/1" % self.redis_port,
             "DATABASE_URL": database_url(),
             "CLEANUP_SCHEDULE": "2",
         }
-    )
-    process = Process(
-        [honcho_executable(), "--env", str(env_file), "start"],
-        env,
-        name="honcho",
-    )
-    process.marker = marker
-    process.web_port = web_port
-    process.redis_url = env["CELERY_BROKER_URL"]
-    process.start()
-    yield process
-    process.kill()
-    for pid_line in processes_with_marker(marker):
-        print("left behind:", pid_line)
+        self.runs: list[Process] = []
+
+    def start(self) -> Process:
+        process = Process(
+            [honcho_executable(), "--env", str(self.env_file), "start"], self.env, name="honcho"
+        )
+        self.runs.append(process)
+        process.start()
+        process.wait_for(r"worker\.1\s+\|.*\bready\b", timeout=90)
+        process.wait_for(r"beat\.1\s+\|.*beat: Starting", timeout=60)
+        return process
+
+    def ctrl_c(self, process: Process, *, clean: bool = True) -> None:
+        """Stop honcho as Ctrl-C does; ``clean``: every process exits before honcho's SIGKILL."""
+        process.signal(signal.SIGINT)
+        process.wait(timeout=30)
+        if clean:
+            assert not process.matching("SIGKILL"), process.output
+        wait_until(
+            lambda: not processes_with_marker(self.marker),
+            timeout=10,
+            what="every process of the stack to exit",
+        )
+
+    def kill(self) -> None:
+        """After a failed test: SIGKILL every process of the stack (honcho's children run in
+        sessions of their own, so killing honcho alone would leave them running)."""
+        for process in self.runs:
+            process.kill()
+        for pid, command in processes_with_marker(self.marker).items():
+            print("killing what was left behind:", pid, command)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
-def test_honcho_runs_the_stack_and_ctrl_c_stops_everything(honcho):
+@pytest.fixture
+def stack(tmp_path, transactional_db):
+    stack = Stack(tmp_path)
+    use_broker(stack.env["CELERY_BROKER_URL"], stack.env["CELERY_RESULT_BACKEND"])
+    yield stack
+    stack.kill()
+    use_broker(settings.CELERY_BROKER_URL, settings.CELERY_RESULT_BACKEND)
+
+
+def test_honcho_runs_the_stack_and_ctrl_c_lets_the_running_task_finish(stack):
     # given: the whole stack up
-    honcho.wait_for(r"worker\.1\s+\|.*\bready\b", timeout=90)
-    honcho.wait_for(r"beat\.1\s+\|.*beat: Starting", timeout=60)
+    honcho = stack.start()
     honcho.wait_for(r"rabbitmq\.1\s+\|.*Server startup complete", timeout=90)
-    wait_until(lambda: web_answers(honcho.web_port), timeout=30, what="the web process")
-    use_broker(honcho.redis_url, honcho.redis_url[:-1] + "1")
+    wait_until(lambda: web_answers(stack.web_port), timeout=30, what="the web process")
     assert add.delay(5, 10).get(timeout=20) == 15
     honcho.wait_for(r"worker\.1\s+\|.*Adding 5 \+ 10")
     honcho.wait_for(r"worker\.1\s+\|.*Cleanup finished", timeout=30)
-    # when: Ctrl-C
-    honcho.signal(signal.SIGINT)
-    # then
-    honcho.wait(timeout=30)
-    print(honcho.output)
+    # when: Ctrl-C the moment a 3-second task starts
+    result = sleep_then_return.delay(3, "finished")
+    honcho.wait_for(r"worker\.1\s+\|.*Sleeping 3 s")
+    stack.ctrl_c(honcho, clean=False)
+    # then: the warm shutdown let it finish before honcho's 5 s were up (the worker takes
+    # a second or two more to exit, so honcho's SIGKILL may reach it: harmless by then)
     assert honcho.matching(r"worker\.1\s+\|.*worker: Warm shutdown")
-    assert not honcho.matching("SIGKILL")
-    wait_until(
-        lambda: not processes_with_marker(honcho.marker),
-        timeout=10,
-        what="every process of the stack to exit",
-    )
+    lines = honcho.lines
+    finished = [
+        i for i, line in enumerate(lines) if "sleep_then_return[%s] succeeded" % result.id in line
+    ]
+    killed = [i for i, line in enumerate(lines) if "sending SIGKILL" in line]
+    assert finished
+    assert not killed or finished[0] < killed[0]
+    # and it was acknowledged: the next start has its result and does not run it again
+    again = stack.start()
+    assert result.get(timeout=10) == "finished"
+    assert add.delay(1, 1).get(timeout=20) == 2
+    stack.ctrl_c(again)
+    assert not again.matching("Sleeping 3 s")
+
+
+def test_a_task_too_long_for_ctrl_c_runs_again_on_the_next_start_and_finishes_once(stack):
+    honcho = stack.start()
+    result = sleep_then_return.apply_async((8, "long"), ignore_result=True)
+    honcho.wait_for(r"worker\.1\s+\|.*Sleeping 8 s")
+    # when: Ctrl-C; the worker hands it back, and honcho kills what still runs at 5 s
+    stack.ctrl_c(honcho, clean=False)
+    assert not honcho.matching(r"sleep_then_return\[%s\] succeeded" % result.id)
+    # then: the next start runs it to the end, once
+    again = stack.start()
+    again.wait_for(r"worker\.1\s+\|.*sleep_then_return\[%s\] succeeded" % result.id, timeout=60)
+    stack.ctrl_c(again)
+    assert len(again.matching(r"sleep_then_return\[%s\] succeeded" % result.id)) == 1

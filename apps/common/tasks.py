@@ -4,17 +4,27 @@ import logging
 
 from celery import shared_task
 
+from apps.delivery.beat import SLOT_HEADER
+
 from . import services
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="apps.common.tasks.perform_cleanup")
-def perform_cleanup():
-    """Run the housekeeping cleanup and log what it removed."""
+@shared_task(
+    bind=True,
+    name="apps.common.tasks.perform_cleanup",
+    # Sent by beat, the task runs once per slot (apps/delivery/beat.py); a second
+    # beat's delivery for the same slot is skipped with this line.
+    duplicate_message="Cleanup skipped: %(key)s already ran.",
+)
+def perform_cleanup(self):
+    """Run the housekeeping cleanup and log what it did."""
     counts = services.cleanup_run()
+    slot = getattr(self.request, SLOT_HEADER, None)
     logger.info(
-        "Cleanup finished: %s",
+        "Cleanup finished%s: %s",
+        " (slot %s)" % slot if slot else "",
         ", ".join("%s=%d" % item for item in sorted(counts.items())),
         extra={"counts": counts},
     )

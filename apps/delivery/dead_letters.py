@@ -122,6 +122,34 @@ def failure_forget(*, task_id: str) -> None:
     TaskFailure.objects.filter(task_id=task_id).delete()
 
 
+def failure_facts_expire(*, older_than: datetime) -> int:
+    """Delete the facts of failures no longer dead-lettered (retried or replayed since)."""
+    deleted, _ = TaskFailure.objects.filter(
+        dead_lettered_at__isnull=True, last_failed_at__lt=older_than
+    ).delete()
+    return deleted
+
+
+def dead_letters_expire(connection, *, older_than: datetime) -> int:
+    """Purge dead letters that have waited since before ``older_than``."""
+    box = dead_letters(connection)
+    old = [
+        letter.id
+        for letter in box.list(limit=100_000)
+        if letter.dead_lettered_at is not None and letter.dead_lettered_at < older_than
+    ]
+    return len(box.purge(ids=old)) if old else 0
+
+
+def dead_lettered_arguments(connection, *, task_name: str) -> list:
+    """The arguments of the dead letters of one task (what waits for an operator)."""
+    return [
+        letter.args
+        for letter in dead_letters(connection).list(limit=100_000)
+        if letter.task_name == task_name
+    ]
+
+
 def truncate_traceback(text: str) -> str:
     """Keep the start and the end of a long traceback (the end says what failed)."""
     if len(text) <= TRACEBACK_HEAD + TRACEBACK_TAIL:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from .models import IdempotencyRecord
@@ -76,3 +76,11 @@ def idempotency_release(*, key: str, owner: str) -> None:
     IdempotencyRecord.objects.filter(
         key=key, owner=owner, state=IdempotencyRecord.State.RUNNING
     ).delete()
+
+
+def idempotency_expire(*, older_than) -> int:
+    """Delete records finished before ``older_than``, and claims that ran out by then."""
+    done = models.Q(state=IdempotencyRecord.State.DONE, completed_at__lt=older_than)
+    abandoned = models.Q(state=IdempotencyRecord.State.RUNNING, locked_until__lt=older_than)
+    deleted, _ = IdempotencyRecord.objects.filter(done | abandoned).delete()
+    return deleted

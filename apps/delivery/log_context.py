@@ -16,7 +16,8 @@ in the ``x_correlation_id`` header of every task message published while it is k
 (:mod:`apps.delivery.signals`), and is the task's own inside a worker. A message
 published with none (by beat, or a shell) gets a fresh one.
 
-This module imports nothing from Django at import time: settings use it.
+This module imports nothing from Django or ``config`` at import time: settings and the
+gunicorn configuration use it.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
 
 #: The message header that carries the correlation id from publisher to task.
 CORRELATION_HEADER = "x_correlation_id"
+#: user:password@ in a URL.
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
 #: What the process is, for every record: web, worker or beat.
 _role = {"value": None}
 _correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
-#: user:password@ in a URL.
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
 FORMATS = ("json", "console")
 
 
@@ -82,6 +83,11 @@ def current_correlation_id() -> str | None:
     return getattr(request, CORRELATION_HEADER, None) if request is not None else None
 
 
+def mask_passwords(text: str) -> str:
+    """Replace the password of every URL in ``text`` with ``***``."""
+    return _URL_PASSWORD.sub(r"\g<scheme>***@", text) if "://" in text else text
+
+
 def new_correlation_id() -> str:
     return uuid.uuid4().hex
 
@@ -94,11 +100,6 @@ def correlation(correlation_id: str):
         yield correlation_id
     finally:
         _correlation_id.reset(token)
-
-
-def mask_passwords(text: str) -> str:
-    """Replace the password of every URL in ``text`` with ``***``."""
-    return _URL_PASSWORD.sub(r"\g<scheme>***@", text) if "://" in text else text
 
 
 class ContextFilter(logging.Filter):

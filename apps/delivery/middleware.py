@@ -51,3 +51,19 @@ class CorrelationIdMiddleware:
             )
         response[self.header] = correlation_id
         return response
+
+
+class HealthCheckMiddleware:
+    """Answer ``GET /healthz`` first: no host check, no request log line for probes."""
+
+    path = "/healthz"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info.rstrip("/") == self.path:
+            from .views import healthz
+
+            return healthz(request)
+        return self.get_response(request)

@@ -9,7 +9,7 @@ import logging
 
 from celery import signals
 
-from config.environment import mask_url
+from apps.delivery.log_context import mask_passwords
 
 from .log_context import (
     CORRELATION_HEADER,
@@ -67,8 +67,8 @@ def _log_connections(role: str, app) -> None:
     logger.info(
         "Conveyor %s started: broker %s, results %s, database %s %s.",
         role,
-        mask_url(app.conf.broker_url),
-        mask_url(str(app.conf.result_backend)),
+        mask_passwords(app.conf.broker_url),
+        mask_passwords(str(app.conf.result_backend)),
         database["ENGINE"].rsplit(".", 1)[-1],
         database.get("HOST") or database["NAME"],
     )

@@ -36,6 +36,7 @@ from celery.contrib.django.task import DjangoTask
 from celery.exceptions import Ignore, Reject, Retry
 from django.conf import settings
 
+from .beat import SLOT_HEADER
 from .dead_letters import failure_forget, failure_record
 from .failures import is_transient
 from .idempotency import (
@@ -176,9 +177,13 @@ class DeliveryTask(DjangoTask):
     # -- idempotency -----------------------------------------------------------
 
     def idempotency_key_for(self, args, kwargs) -> str | None:
-        """Return this call's idempotency key, or None if the task has none."""
+        """Return this call's idempotency key, or None if the task has none.
+
+        A periodic task sent by beat without a key of its own is idempotent per slot.
+        """
         if self.idempotency_key is None:
-            return None
+            slot = getattr(self.request, SLOT_HEADER, None)
+            return "beat:%s:%s" % (self.name, slot) if slot else None
         arguments = self._arguments(args, kwargs)
         if callable(self.idempotency_key):
             return str(self.idempotency_key(**arguments))

@@ -118,6 +118,41 @@ def payment_hold(*, payment_id: str, error: BaseException) -> None:
         logger.error("Payment %s awaits an operator: retries ran out (%s).", payment_id, error)
 
 
+def payment_requeue_pending(*, pending_since) -> int:
+    """Enqueue again the payments still pending since before ``pending_since``.
+
+    Such a payment's task never reached the broker (the process died between the
+    commit and the publish, say). A payment whose task waits in the dead-letter queue
+    is left to the operator. Returns how many were enqueued.
+    """
+    stuck = list(
+        Payment.objects.filter(status=Payment.Status.PENDING, created_at__lt=pending_since)
+    )
+    if not stuck:
+        return 0
+    from apps.delivery.dead_letters import dead_lettered_arguments
+    from config import celery_app
+
+    with celery_app.connection_for_write() as connection:
+        waiting = {
+            str(args[0])
+            for args in dead_lettered_arguments(connection, task_name=tasks.process_payment.name)
+            if isinstance(args, list) and args
+        }
+    requeued = 0
+    for payment in stuck:
+        if str(payment.id) in waiting:
+            continue
+        tasks.process_payment.delay(str(payment.id))
+        logger.warning(
+            "Payment %s still pending since %s: its processing is enqueued again.",
+            payment.id,
+            payment.created_at.isoformat(),
+        )
+        requeued += 1
+    return requeued
+
+
 def _update(payment: Payment, **changes) -> None:
     for name, value in changes.items():
         setattr(payment, name, value)

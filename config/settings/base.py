@@ -50,7 +50,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so every log line of the request carries its correlation id.
+    # /healthz before anything else: probes need no allowed host and make no log line.
+    "apps.delivery.middleware.HealthCheckMiddleware",
+    # Then the correlation id, so every log line of a request carries it.
     "apps.delivery.middleware.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -300,6 +302,10 @@ if not 0 <= GATEWAY_FAILURE_RATE <= 1:
 # https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html
 # ------------------------------------------------------------------------------
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
+# One run per slot even if two beats run, and a heartbeat (apps/delivery/beat.py).
+CELERY_BEAT_SCHEDULER = "apps.delivery.beat:SlotScheduler"
+# Wake at least every 5 s: the heartbeat stays fresh and a changed schedule is seen soon.
+CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 CELERY_BEAT_SCHEDULE = {
     # Every day at midnight UTC (CLEANUP_SCHEDULE: a crontab expression or seconds).
     "cleanup-every-midnight": {
@@ -307,3 +313,20 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": schedule_from_env("CLEANUP_SCHEDULE", "0 0 * * *"),
     },
 }
+#: For verification only: run every periodic task every N seconds instead.
+BEAT_SCHEDULE_OVERRIDE_SECONDS = env.float("BEAT_SCHEDULE_OVERRIDE_SECONDS", default=0)
+if BEAT_SCHEDULE_OVERRIDE_SECONDS:
+    for _entry in CELERY_BEAT_SCHEDULE.values():
+        _entry["schedule"] = timedelta(seconds=BEAT_SCHEDULE_OVERRIDE_SECONDS)
+
+# ------------------------------------------------------------------------------
+# Housekeeping (perform_cleanup)
+# ------------------------------------------------------------------------------
+#: Days a finished idempotency record is kept (a duplicate within them is skipped).
+IDEMPOTENCY_RETENTION_DAYS = env.int("IDEMPOTENCY_RETENTION_DAYS", default=7)
+#: Days failure facts of tasks that are no longer dead-lettered are kept.
+FAILURE_RETENTION_DAYS = env.int("FAILURE_RETENTION_DAYS", default=30)
+#: Days a dead letter is kept before cleanup purges it; unset: kept until an operator acts.
+DEAD_LETTER_RETENTION_DAYS = env.int("DEAD_LETTER_RETENTION_DAYS", default=None)
+#: A payment still pending after this long never reached the broker: it is enqueued again.
+PAYMENT_PENDING_TIMEOUT_SECONDS = env.int("PAYMENT_PENDING_TIMEOUT_SECONDS", default=600)

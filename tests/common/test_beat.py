@@ -13,4 +13,4 @@ def test_beat_sends_cleanup_on_a_short_schedule_and_a_worker_runs_it(
     beat.wait_for(
         r"Sending due task cleanup-every-midnight \(apps\.common\.tasks\.perform_cleanup\)"
     )
-    worker.wait_for(r"Cleanup finished: expired_sessions=0")
+    worker.wait_for(r"Cleanup finished \(slot \S+\): dead_letters=0, expired_sessions=0")

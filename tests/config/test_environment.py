@@ -10,7 +10,7 @@ from config.environment import (
     broker_kind,
     default_result_backend,
     env,
-    mask_url,
+    mask_passwords,
     schedule_from_env,
 )
 
@@ -58,9 +58,9 @@ def test_results_default_to_rpc_on_rabbitmq():
     assert default_result_backend("amqp://guest:guest@localhost:5672//") == "rpc://"
 
 
-def test_mask_url_hides_only_the_password():
-    assert mask_url("amqp://user:s3cret@mq:5672//") == "amqp://user:***@mq:5672//"
-    assert mask_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+def test_mask_passwords_hides_only_the_password():
+    assert mask_passwords("amqp://user:s3cret@mq:5672//") == "amqp://user:***@mq:5672//"
+    assert mask_passwords("redis://localhost:6379/0") == "redis://localhost:6379/0"
 
 
 def test_schedule_from_env_reads_crontab_or_seconds(monkeypatch):
