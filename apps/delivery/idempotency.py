@@ -9,11 +9,11 @@ SQLite alike:
 - a record whose claim has not run out: another delivery is on it and this one is
   skipped (BUSY); the running one's message, acknowledged late, comes back if it dies;
 - a record held by the same task id when the broker marks the message *redelivered*
-  (its worker died mid-task), or a record whose claim ran out: the task takes it over
-  (ACQUIRED).
+  (its worker died mid-task) or when this is a later attempt (a retry), or a record
+  whose claim ran out: the task takes it over (ACQUIRED).
 
 A failed run deletes its record, so its retry (published by the failed run) or a
-replay claims the key afresh.
+replay claims the key afresh; if the deletion failed, the retry takes the record over.
 
 Any task uses it by naming a key; see ``DeliveryTask.idempotency_key``.
 """
@@ -36,26 +36,39 @@ class Claim(enum.Enum):
 
 
 def idempotency_claim(
-    *, key: str, owner: str, lease: timedelta, task_name: str = "", redelivered: bool = False
+    *,
+    key: str,
+    owner: str,
+    lease: timedelta,
+    attempt: int = 0,
+    task_name: str = "",
+    redelivered: bool = False,
 ) -> Claim:
-    """Claim ``key`` for ``owner`` (a task id) for ``lease``; see the module docstring."""
+    """Claim ``key`` for ``owner`` (a task id; ``attempt``: its retries so far) for ``lease``.
+
+    See the module docstring for the rules.
+    """
     now = timezone.now()
+    claim = {
+        "owner": owner,
+        "attempt": attempt,
+        "task_name": task_name,
+        "locked_until": now + lease,
+    }
     with transaction.atomic():
         record, created = IdempotencyRecord.objects.select_for_update().get_or_create(
-            key=key,
-            defaults={"owner": owner, "task_name": task_name, "locked_until": now + lease},
+            key=key, defaults=claim
         )
         if created:
             return Claim.ACQUIRED
         if record.state == IdempotencyRecord.State.DONE:
             return Claim.DONE
-        taking_over = record.owner == owner and redelivered
+        taking_over = record.owner == owner and (redelivered or attempt > record.attempt)
         if not taking_over and record.locked_until and record.locked_until > now:
             return Claim.BUSY
-        record.owner = owner
-        record.task_name = task_name
-        record.locked_until = now + lease
-        record.save(update_fields=["owner", "task_name", "locked_until"])
+        for name, value in claim.items():
+            setattr(record, name, value)
+        record.save(update_fields=list(claim))
         return Claim.ACQUIRED
 
 

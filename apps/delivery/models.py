@@ -18,8 +18,9 @@ class IdempotencyRecord(models.Model):
 
     key = models.CharField(max_length=255, unique=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
-    #: Id of the task that holds or completed the key.
+    #: Id of the task that holds or completed the key, and its retries at the time.
     owner = models.CharField(max_length=255)
+    attempt = models.PositiveIntegerField(default=0)
     task_name = models.CharField(max_length=255, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -79,9 +79,9 @@ class DeliveryTask(DjangoTask):
         if request.called_directly:
             return super().__call__(*args, **kwargs)
         key = self.idempotency_key_for(args, kwargs)
-        if key is not None and not self._claim(key, args, kwargs):
-            return None
         try:
+            if key is not None and not self._claim(key, args, kwargs):
+                return None
             result = super().__call__(*args, **kwargs)
         except CONTROL_FLOW:
             self._release(key)
@@ -203,6 +203,7 @@ class DeliveryTask(DjangoTask):
         claim = idempotency_claim(
             key=key,
             owner=request.id,
+            attempt=request.retries,
             lease=self.idempotency_lease(),
             task_name=self.name,
             redelivered=bool((request.delivery_info or {}).get("redelivered")),
@@ -225,5 +226,11 @@ class DeliveryTask(DjangoTask):
         return False
 
     def _release(self, key: str | None) -> None:
-        if key is not None:
+        # Best effort: a record left behind is taken over by this task's retry (a later
+        # attempt) or, after its lease, by anyone.
+        if key is None:
+            return
+        try:
             idempotency_release(key=key, owner=self.request.id)
+        except Exception:
+            logger.exception("Could not release idempotency key %s.", key)

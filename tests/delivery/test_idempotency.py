@@ -17,8 +17,10 @@ LEASE = timedelta(minutes=5)
 
 @pytest.fixture
 def claim(db):
-    def claim(owner, *, key="job:1", lease=LEASE, redelivered=False):
-        return idempotency_claim(key=key, owner=owner, lease=lease, redelivered=redelivered)
+    def claim(owner, *, key="job:1", lease=LEASE, redelivered=False, attempt=0):
+        return idempotency_claim(
+            key=key, owner=owner, lease=lease, redelivered=redelivered, attempt=attempt
+        )
 
     return claim
 
@@ -64,3 +66,10 @@ def test_only_the_holder_can_complete_or_release(claim):
     idempotency_complete(key="job:1", owner="task-b")
     record = IdempotencyRecord.objects.get(key="job:1")
     assert (record.owner, record.state) == ("task-a", IdempotencyRecord.State.RUNNING)
+
+
+def test_a_retry_takes_over_a_claim_its_failed_attempt_could_not_release(claim):
+    claim("task-a", attempt=0)
+    assert claim("task-a", attempt=1) is Claim.ACQUIRED
+    assert IdempotencyRecord.objects.get(key="job:1").attempt == 1
+    assert claim("task-a", attempt=1) is Claim.BUSY
