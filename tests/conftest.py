@@ -3,6 +3,7 @@ real ``celery worker`` / ``celery beat`` processes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
@@ -48,12 +49,24 @@ class Broker:
 
 def use_broker(broker_url: str, result_backend: str) -> None:
     """Point this process's Celery app (the one that sends tasks) at another broker."""
+    _close_result_consumer()
     celery_app.conf.broker_url = broker_url
     celery_app.conf.broker_transport = broker_transport(broker_url)
     celery_app.conf.result_backend = result_backend
     celery_app._after_fork()  # drops the connection and producer pools
     celery_app._backend_cache = None
     celery_app._local = threading.local()
+    # A reply queue of its own: rpc:// results must not reach the previous test's consumer.
+    celery_app._local.oid = str(uuid.uuid4())
+
+
+def _close_result_consumer() -> None:
+    consumer = getattr(celery_app._backend, "result_consumer", None)
+    connection = getattr(consumer, "_connection", None)
+    if connection is not None:
+        with contextlib.suppress(Exception):
+            connection.close()
+        consumer._connection = None
 
 
 @contextmanager
@@ -149,8 +162,14 @@ def start_worker(process_env):
         return worker.start(ready=ready)
 
     yield start
+    # The test is over: no need to wait for a warm shutdown (the next test starts with
+    # empty queues and a flushed database). A supervised worker runs in a process group
+    # of its own, out of reach of kill(): it is stopped.
     for worker in workers:
-        worker.stop()
+        if worker.supervised:
+            worker.stop()
+        else:
+            worker.kill()
 
 
 @pytest.fixture
@@ -171,7 +190,7 @@ def start_beat(process_env, tmp_path):
 
     yield start
     for beat in beats:
-        beat.stop()
+        beat.kill()
 
 
 @pytest.fixture

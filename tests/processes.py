@@ -156,6 +156,7 @@ class Worker(Process):
         supervised: bool = False,
     ):
         self.hostname = "%s@%%h" % name
+        self.supervised = supervised
         supervisor = [sys.executable, "-m", "apps.delivery.supervise", "--"] if supervised else []
         argv = supervisor + celery_argv(
             "worker",
