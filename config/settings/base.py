@@ -192,6 +192,8 @@ CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT_SECONDS
 CELERY_TASK_SOFT_TIME_LIMIT = TASK_SOFT_TIME_LIMIT_SECONDS
 # Record STARTED, so a result tells "running" from "still queued".
 CELERY_TASK_TRACK_STARTED = True
+# Task events feed monitors such as Flower; off unless asked for (they cost messages).
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("WORKER_SEND_TASK_EVENTS", default=False)
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-hijack-root-logger
 # The worker and beat log through LOGGING above, in the same format as everything else.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

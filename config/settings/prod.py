@@ -1,7 +1,7 @@
 """Production: every secret from the environment, no defaults; HTTPS-aware security."""
 
 from .base import *  # noqa: F403
-from .base import ConfigurationError, env
+from .base import MIDDLEWARE, ConfigurationError, env
 
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY")
@@ -15,3 +15,15 @@ SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# The web process serves its own static files (the admin's), collected at build time.
+_after = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1
+MIDDLEWARE = [
+    *MIDDLEWARE[:_after],
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    *MIDDLEWARE[_after:],
+]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}

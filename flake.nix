@@ -1,0 +1,135 @@
+{
+  description = "Conveyor: Django + Celery background tasks that lose nothing";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      inherit (nixpkgs) lib;
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+        "x86_64-darwin"
+        "aarch64-darwin"
+      ];
+      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+
+      # pyproject.toml's dependencies and its `dev` extra (tests/test_environments.py
+      # checks that none is missing). honcho and ruff are applications in nixpkgs, not
+      # Python packages: the shell adds them beside Python.
+      pythonFor =
+        pkgs:
+        pkgs.python3.withPackages (
+          ps: with ps; [
+            django
+            celery
+            redis
+            django-environ
+            python-json-logger
+            psycopg
+            pytest
+            pytest-django
+            pytest-timeout
+            gunicorn
+            whitenoise
+          ]
+        );
+
+      # The working tree without local state: a `path:` flake would otherwise bring
+      # in .venv, .run and a developer's .env (which settings read).
+      src = lib.cleanSourceWith {
+        src = lib.cleanSource ./.;
+        filter =
+          path: type:
+          !(builtins.elem (baseNameOf path) [
+            ".env"
+            ".venv"
+            ".run"
+            "__pycache__"
+            ".pytest_cache"
+            ".ruff_cache"
+            "staticfiles"
+            "conveyor.egg-info"
+          ]);
+      };
+    in
+    {
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          packages = [
+            (pythonFor pkgs)
+            pkgs.redis
+            pkgs.rabbitmq-server
+            pkgs.honcho
+            pkgs.ruff
+            pkgs.gnumake
+          ];
+          # Defaults for the Procfile. A variable already set in the environment or in
+          # .env (which honcho and the settings read) is left alone.
+          shellHook = ''
+            root=$PWD
+            while [ "$root" != / ] && [ ! -f "$root/manage.py" ]; do root=$(dirname "$root"); done
+            [ -f "$root/manage.py" ] || root=$PWD
+
+            conveyor_default() {
+              if [ -z "''${!1+set}" ] \
+                && ! grep -Eqs "^[[:space:]]*(export[[:space:]]+)?$1=" "$root/.env"; then
+                export "$1=$2"
+              fi
+            }
+            conveyor_default DJANGO_SETTINGS_MODULE config.settings.dev
+            conveyor_default RUN_DIR "$root/.run"
+            conveyor_default REDIS_PORT 6379
+            conveyor_default RABBITMQ_PORT 5672
+            conveyor_default WEB_PORT 8000
+            unset -f conveyor_default
+            export PYTHONPATH="$root''${PYTHONPATH:+:$PYTHONPATH}"
+
+            cat >&2 <<'EOF'
+            Conveyor shell: Python with every dependency, Redis, RabbitMQ, honcho, ruff.
+              make dev        migrate, then run Redis, RabbitMQ, web, worker and beat (honcho start)
+              make test       run the test suite
+              make help       list the other targets
+            EOF
+          '';
+        };
+      });
+
+      checks = forAllSystems (pkgs: {
+        # The test suite on SQLite (there is no PostgreSQL in the build sandbox). The
+        # tests start their own redis-server and RabbitMQ node on loopback ports.
+        default =
+          pkgs.runCommand "conveyor-tests"
+            {
+              nativeBuildInputs = [
+                (pythonFor pkgs)
+                pkgs.redis
+                pkgs.rabbitmq-server
+                pkgs.honcho
+              ];
+              # macOS sandbox: allow the loopback connections to the test brokers.
+              __darwinAllowLocalNetworking = true;
+            }
+            ''
+              cp -r ${src} source
+              chmod -R u+w source
+              cd source
+              export HOME=$TMPDIR/home RUN_DIR=$TMPDIR/run PYTHONPATH=$PWD
+              mkdir -p "$HOME"
+              unset DATABASE_URL
+              pytest -p no:cacheprovider
+              touch $out
+            '';
+
+        lint = pkgs.runCommand "conveyor-lint" { nativeBuildInputs = [ pkgs.ruff ]; } ''
+          cd ${src}
+          ruff check --no-cache .
+          ruff format --check --no-cache .
+          touch $out
+        '';
+      });
+
+      formatter = forAllSystems (pkgs: pkgs.nixfmt-tree);
+    };
+}
