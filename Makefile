@@ -17,7 +17,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 endif
 
-.PHONY: help install migrate dev test test-sqlite test-postgres lint format clean
+.PHONY: help install migrate dev test test-sqlite test-postgres lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ lint: $(INSTALLED) ## Check style (ruff lint and format)
 format: $(INSTALLED) ## Fix style (ruff format and safe fixes)
 	ruff check --fix .
 	ruff format .
+
+bench: $(INSTALLED) ## Print how long each health check takes (needs make dev's broker)
+	python -m tests.benchmarks.health_checks
 
 clean: ## Remove the virtualenv and the run directory (broker data, SQLite database)
 	rm -rf $(VENV) .run
