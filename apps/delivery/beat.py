@@ -38,6 +38,9 @@ def beat_slot(schedule, last_run_at: datetime, now: datetime) -> datetime:
     """The scheduled time a run that is due ``now`` is for (the same in every beat)."""
     if isinstance(schedule, crontab):
         # The first crontab match after the previous run: the minute this run is for.
+        # (Celery before 5.7 consults the clock as well: it is told ``now``.)
+        schedule = copy.copy(schedule)
+        schedule.nowfun = lambda: now
         start, delta, _ = schedule.remaining_delta(last_run_at)
         return (start + delta).astimezone(UTC).replace(second=0, microsecond=0)
     every = schedule.run_every.total_seconds()
