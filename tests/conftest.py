@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 
 from apps.payments.models import Payment
@@ -50,9 +51,16 @@ class Broker:
 def use_broker(broker_url: str, result_backend: str) -> None:
     """Point this process's Celery app (the one that sends tasks) at another broker."""
     _close_result_consumer()
-    celery_app.conf.broker_url = broker_url
-    celery_app.conf.broker_transport = broker_transport(broker_url)
-    celery_app.conf.result_backend = result_backend
+    changes = {
+        "broker_url": broker_url,
+        "broker_transport": broker_transport(broker_url),
+        "result_backend": result_backend,
+    }
+    # In the Django settings too: Celery 5.6 looks up their CELERY_-prefixed names
+    # first, so a change to the app's configuration alone would go unseen there.
+    for name, value in changes.items():
+        setattr(django_settings, "CELERY_" + name.upper(), value)
+    celery_app.conf.update(changes)
     celery_app._after_fork()  # drops the connection and producer pools
     celery_app._backend_cache = None
     celery_app._local = threading.local()
@@ -78,10 +86,17 @@ def broker_for(server):
         result_backend=default_result_backend(server.broker_url),
         server=server,
     )
-    saved = (celery_app.conf.broker_url, celery_app.conf.result_backend)
-    use_broker(broker.url, broker.result_backend)
-    try:
+    with pointed_at(broker.url, broker.result_backend):
         yield broker
+
+
+@contextmanager
+def pointed_at(broker_url: str, result_backend: str):
+    """This process's Celery app on another broker for the duration of the block."""
+    saved = (celery_app.conf.broker_url, celery_app.conf.result_backend)
+    use_broker(broker_url, result_backend)
+    try:
+        yield
     finally:
         use_broker(*saved)
 

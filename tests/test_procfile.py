@@ -14,10 +14,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from apps.users.tasks import add
-from tests.conftest import database_url, use_broker
+from tests.conftest import database_url, pointed_at
 from tests.processes import Process
 from tests.servers import free_port, wait_until
 from tests.tasks import sleep_then_return
@@ -124,10 +123,9 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path, transactional_db):
     stack = Stack(tmp_path)
-    use_broker(stack.env["CELERY_BROKER_URL"], stack.env["CELERY_RESULT_BACKEND"])
-    yield stack
-    stack.kill()
-    use_broker(settings.CELERY_BROKER_URL, settings.CELERY_RESULT_BACKEND)
+    with pointed_at(stack.env["CELERY_BROKER_URL"], stack.env["CELERY_RESULT_BACKEND"]):
+        yield stack
+        stack.kill()
 
 
 def test_honcho_runs_the_stack_and_ctrl_c_lets_the_running_task_finish(stack):
