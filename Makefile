@@ -8,6 +8,10 @@ VENV ?= .venv
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/conveyor
 #: Set to 1 to make `make test` fail when PostgreSQL does not answer (CI does).
 REQUIRE_POSTGRES ?= 0
+#: `make test-oldest` runs the tests with the oldest Celery and kombu Conveyor
+#: supports, the versions nixpkgs (the Nix flake) provides, in a virtualenv of their own.
+OLDEST_VENV ?= .venv-oldest
+OLDEST_PINS ?= 'celery[redis]~=5.6.0' 'kombu~=5.6.0'
 
 # Inside `nix develop` the shell already provides every tool; elsewhere a virtualenv does.
 ifdef IN_NIX_SHELL
@@ -17,7 +21,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 endif
 
-.PHONY: help install migrate dev test test-sqlite test-postgres lint format bench clean
+.PHONY: help install migrate dev test test-sqlite test-postgres test-oldest lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -52,6 +56,15 @@ test-postgres: $(INSTALLED) ## Run the test suite on PostgreSQL ($(POSTGRES_TEST
 		echo 'PostgreSQL does not answer at $(POSTGRES_TEST_URL): the PostgreSQL pass did not run.'; \
 	fi
 
+$(OLDEST_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/pip install --quiet --upgrade pip
+	$(OLDEST_VENV)/bin/pip install --quiet -e '.[dev]' $(OLDEST_PINS)
+	@touch $@
+
+test-oldest: $(OLDEST_VENV)/.installed ## Run the test suite on SQLite with Celery and kombu 5.6 (nixpkgs' versions)
+	env -u DATABASE_URL $(OLDEST_VENV)/bin/pytest
+
 lint: $(INSTALLED) ## Check style (ruff lint and format)
 	ruff check .
 	ruff format --check .
@@ -63,5 +76,5 @@ format: $(INSTALLED) ## Fix style (ruff format and safe fixes)
 bench: $(INSTALLED) ## Print how long each health check takes (needs make dev's broker)
 	python -m tests.benchmarks.health_checks
 
-clean: ## Remove the virtualenv and the run directory (broker data, SQLite database)
-	rm -rf $(VENV) .run
+clean: ## Remove the virtualenvs and the run directory (broker data, SQLite database)
+	rm -rf $(VENV) $(OLDEST_VENV) .run

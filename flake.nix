@@ -45,6 +45,7 @@
           !(builtins.elem (baseNameOf path) [
             ".env"
             ".venv"
+            ".venv-oldest"
             ".run"
             "__pycache__"
             ".pytest_cache"
