@@ -248,6 +248,9 @@ CELERY_BROKER_TRANSPORT = broker_transport(CELERY_BROKER_URL)
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-consumer
 # A consumer that dead-letters messages it cannot run instead of dropping some of them.
 CELERY_WORKER_CONSUMER = "apps.delivery.consumer:Consumer"
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-pool
+# Prefork, acknowledging a task as it finishes during a warm shutdown too.
+CELERY_WORKER_POOL = "apps.delivery.prefork:TaskPool"
 
 # ------------------------------------------------------------------------------
 # Retry policy of every task (a task may set its own max_retries / retry_backoff /
