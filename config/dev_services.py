@@ -40,6 +40,8 @@ from urllib.parse import urlsplit
 UPSTREAM_RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 
 DEFAULT_PORTS = {"postgres": 5432, "postgresql": 5432, "redis": 6379, "amqp": 5672}
+#: Where Erlang nodes register (``ERL_EPMD_PORT`` changes it).
+EPMD_PORT = 4369
 
 
 def port_answers(port: int, host: str = "127.0.0.1") -> bool:
@@ -108,6 +110,26 @@ def rabbitmq_environment(port: int, data_dir: Path, *, node: str) -> dict[str, s
         RABBITMQ_ADVANCED_CONFIG_FILE=str(data_dir / "advanced.config"),
     )
     return env
+
+
+def epmd_port(env: dict[str, str]) -> int:
+    """The port of the Erlang port mapper (epmd) a node with ``env`` registers with."""
+    return int(env.get("ERL_EPMD_PORT") or EPMD_PORT)
+
+
+def stop_epmd(port: int) -> bool:
+    """Ask the Erlang port mapper on ``port`` to exit, as ``epmd -kill`` does.
+
+    A RabbitMQ node starts epmd when none runs, and epmd outlives it. epmd refuses
+    while any Erlang node is registered with it, so this never disturbs another node.
+    Returns True if it agreed.
+    """
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            conn.sendall(b"\x00\x01k")  # KILL_REQ
+            return conn.recv(2) == b"OK"
+    except OSError:
+        return False
 
 
 def server_down(port: int) -> bool:
@@ -264,7 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     env = rabbitmq_environment(args.port, data_dir, node=node)
     env["RABBITMQ_LOGS"] = "-"  # to stdout, where honcho shows it
     command = [rabbitmq_tool("rabbitmq-server")]
-    return run_until_stopped(command, env, lambda: rabbitmq_clients(env), wait=3)
+    epmd_was_running = port_answers(epmd_port(env))
+    status = run_until_stopped(command, env, lambda: rabbitmq_clients(env), wait=3)
+    if not epmd_was_running:
+        # The node started the Erlang port mapper: stop it too, leaving nothing behind.
+        stop_epmd(epmd_port(env))
+    return status
 
 
 if __name__ == "__main__":

@@ -15,7 +15,14 @@ import redis
 from amqp.exceptions import NotFound
 from kombu import Connection
 
-from config.dev_services import port_answers, rabbitmq_environment, rabbitmq_tool, redis_command
+from config.dev_services import (
+    epmd_port,
+    port_answers,
+    rabbitmq_environment,
+    rabbitmq_tool,
+    redis_command,
+    stop_epmd,
+)
 
 
 def free_port(*, offset: int | None = None) -> int:
@@ -114,6 +121,9 @@ class RabbitMQServer:
         self.port = free_port(offset=20000)
         self.node = "conveyor-test-%d@localhost" % self.port
         self.env = rabbitmq_environment(self.port, directory, node=self.node)
+        # An Erlang port mapper of its own, stopped with the node: nothing registers with
+        # the machine's, and nothing is left running (a Nix build sandbox has none).
+        self.env["ERL_EPMD_PORT"] = str(free_port())
         self.process: subprocess.Popen | None = None
 
     @property
@@ -151,6 +161,7 @@ class RabbitMQServer:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=60)
+        stop_epmd(epmd_port(self.env))
 
     def queues(self) -> dict[str, int]:
         """Ready messages per queue, as ``rabbitmqctl list_queues`` reports them.
