@@ -30,3 +30,13 @@ def enqueue_add(x, y):
     from apps.users.tasks import add
 
     return add.delay(x, y).id
+
+
+@shared_task(name="tests.tasks.sleep_ignoring_sigterm")
+def sleep_ignoring_sigterm(seconds):
+    """Sleep ``seconds`` in a pool process that ignores SIGTERM, as code stuck in a C call
+    does: the worker's cold shutdown cannot cancel it."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logger.info("Sleeping %s s, deaf to SIGTERM.", seconds)
+    time.sleep(seconds)
+    return seconds

@@ -19,7 +19,7 @@ from apps.users.tasks import add
 from tests.conftest import database_url, pointed_at
 from tests.processes import Process
 from tests.servers import free_port, wait_until
-from tests.tasks import sleep_then_return
+from tests.tasks import sleep_ignoring_sigterm, sleep_then_return
 
 
 def processes_with_marker(marker: str) -> dict[int, str]:
@@ -100,7 +100,14 @@ class Stack:
     def ctrl_c(self, process: Process, *, clean: bool = True) -> None:
         """Stop honcho as Ctrl-C does; ``clean``: every process exits before honcho's SIGKILL."""
         process.signal(signal.SIGINT)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            left = processes_with_marker(self.marker)
+            raise AssertionError(
+                "honcho still runs 30 s after Ctrl-C; left running: %r\n%s"
+                % (left, "\n".join(process.lines[-80:]))
+            ) from None
         if clean:
             assert not process.matching("SIGKILL"), process.output
         wait_until(
@@ -170,3 +177,20 @@ def test_a_task_too_long_for_ctrl_c_runs_again_on_the_next_start_and_finishes_on
     again.wait_for(r"worker\.1\s+\|.*sleep_then_return\[%s\] succeeded" % result.id, timeout=60)
     stack.ctrl_c(again)
     assert len(again.matching(r"sleep_then_return\[%s\] succeeded" % result.id)) == 1
+
+
+def test_ctrl_c_leaves_nothing_running_when_a_task_ignores_sigterm(stack):
+    # given: a task that Celery's cold shutdown cannot cancel (it ignores SIGTERM)
+    honcho = stack.start()
+    result = sleep_ignoring_sigterm.apply_async((8,), ignore_result=True)
+    honcho.wait_for(r"worker\.1\s+\|.*deaf to SIGTERM")
+    # when: Ctrl-C; honcho kills the supervisor at 5 s, and the worker dies with it
+    stack.ctrl_c(honcho, clean=False)  # honcho exits, no process of the stack is left
+    assert not honcho.matching(r"sleep_ignoring_sigterm\[%s\] succeeded" % result.id)
+    # then: the task was kept, and the next start runs it to the end, once
+    again = stack.start()
+    again.wait_for(
+        r"worker\.1\s+\|.*sleep_ignoring_sigterm\[%s\] succeeded" % result.id, timeout=60
+    )
+    stack.ctrl_c(again)
+    assert len(again.matching(r"sleep_ignoring_sigterm\[%s\] succeeded" % result.id)) == 1

@@ -1,13 +1,18 @@
 """Stopping a worker loses nothing: warm shutdown, and what cannot finish comes back."""
 
 import os
+import re
 import signal
+import subprocess
+import sys
 
 import pytest
 
 from apps.payments.models import Payment
 from apps.payments.tasks import process_payment
-from tests.tasks import sleep_then_return
+from config.dev_services import restore_unacknowledged
+from tests.servers import wait_until
+from tests.tasks import sleep_ignoring_sigterm, sleep_then_return
 
 
 def group_sigterm(worker):
@@ -90,3 +95,53 @@ def test_a_retry_waiting_for_its_countdown_survives_a_worker_restart(
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PROCESSED
     assert payment.attempts == 2
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_task_deaf_to_cold_shutdown_is_killed_with_its_worker_and_kept_at_the_broker(
+    broker, start_worker
+):
+    # given: a task whose pool process ignores SIGTERM, so Celery's cold shutdown waits on it
+    env = {"WORKER_STOP_GRACE_SECONDS": "1", "WORKER_COLD_SHUTDOWN_SECONDS": "2"}
+    worker = start_worker(concurrency=1, supervised=True, env=env)
+    sleep_ignoring_sigterm.delay(600)
+    worker.wait_for(r"deaf to SIGTERM")
+    # when: stopped; warm shutdown for 1 s, cold shutdown for 2 s
+    group_sigterm(worker)
+    worker.wait(timeout=30)
+    # then: the supervisor killed the worker and its pool processes
+    (line,) = worker.matching(r"supervise: the worker \(pid \d+\) still runs 2 s")
+    worker_pid = int(re.search(r"pid (\d+)", line).group(1))
+    wait_until(lambda: not group_alive(worker_pid), timeout=10, what="the worker's group to exit")
+    assert not worker.matching(r"sleep_ignoring_sigterm\[.*\] succeeded")
+    # and the message is still at the broker, ready for the next start
+    if broker.kind == "redis":
+        assert broker.server.client().hlen("unacked") == 1
+        restore_unacknowledged(broker.server.port)  # what the next `make dev` does
+    wait_until(
+        lambda: broker.server.queue_length("default") == 1,
+        timeout=30,
+        what="the task back in its queue",
+    )
+
+
+def test_the_supervisor_rejects_a_shutdown_time_that_is_not_a_number():
+    run = subprocess.run(
+        [sys.executable, "-m", "apps.delivery.supervise", "--", "true"],
+        env={**os.environ, "WORKER_COLD_SHUTDOWN_SECONDS": "soon"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip() == (
+        "Configuration error: WORKER_COLD_SHUTDOWN_SECONDS='soon' is not a number of seconds "
+        "(0 or more)."
+    )
