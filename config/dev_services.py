@@ -202,14 +202,15 @@ def restore_unacknowledged(port: int) -> None:
 
 
 def run_until_stopped(
-    command: list[str], env: dict[str, str], clients, *, wait: float, started=None
+    command: list[str], env: dict[str, str], clients, *, wait: float, cwd: Path, started=None
 ) -> int:
-    """Run the server; on SIGTERM/SIGINT, stop it once ``clients()`` is 0 (or in time)."""
+    """Run the server in ``cwd`` (where a crashing server writes its dumps); on
+    SIGTERM/SIGINT, stop it once ``clients()`` is 0 (or in time)."""
     from apps.delivery.supervise import die_with_parent
 
     # A session of its own: honcho's SIGTERM to our group must not reach the server.
     server = subprocess.Popen(
-        command, env=env, start_new_session=True, preexec_fn=die_with_parent()
+        command, env=env, cwd=cwd, start_new_session=True, preexec_fn=die_with_parent()
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *args: stop.set())
@@ -280,14 +281,19 @@ def main(argv: list[str] | None = None) -> int:
             restore_unacknowledged(args.port)
 
         return run_until_stopped(
-            command, dict(os.environ), lambda: redis_clients(args.port), wait=4.5, started=started
+            command,
+            dict(os.environ),
+            lambda: redis_clients(args.port),
+            wait=4.5,
+            cwd=data_dir,
+            started=started,
         )
     node = os.environ.get("RABBITMQ_NODENAME", "conveyor@localhost")
     env = rabbitmq_environment(args.port, data_dir, node=node)
     env["RABBITMQ_LOGS"] = "-"  # to stdout, where honcho shows it
     command = [rabbitmq_tool("rabbitmq-server")]
     epmd_was_running = port_answers(epmd_port(env))
-    status = run_until_stopped(command, env, lambda: rabbitmq_clients(env), wait=3)
+    status = run_until_stopped(command, env, lambda: rabbitmq_clients(env), wait=3, cwd=data_dir)
     if not epmd_was_running:
         # The node started the Erlang port mapper: stop it too, leaving nothing behind.
         stop_epmd(epmd_port(env))

@@ -135,6 +135,7 @@ class RabbitMQServer:
         self.process = subprocess.Popen(
             [rabbitmq_tool("rabbitmq-server")],
             env=self.env,
+            cwd=self.directory,  # where a crashing node writes its dumps
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
