@@ -15,8 +15,9 @@ logger = logging.getLogger(__name__)
     bind=True,
     name="apps.common.tasks.perform_cleanup",
     # Sent by beat, the task runs once per slot (apps/delivery/beat.py); a second
-    # beat's delivery for the same slot is skipped with this line.
+    # beat's delivery for the same slot is skipped with one of these lines.
     duplicate_message="Cleanup skipped: %(key)s already ran.",
+    busy_message="Cleanup skipped: %(key)s is being run by task %(holder)s.",
 )
 def perform_cleanup(self):
     """Run the housekeeping cleanup and log what it did."""

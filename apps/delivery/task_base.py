@@ -73,6 +73,10 @@ class DeliveryTask(DjangoTask):
     #: Logged (warning) when a delivery is skipped because its key's work is done;
     #: %-style over the task's arguments, plus ``task`` and ``key``.
     duplicate_message = "%(task)s skipped: %(key)s is already done."
+    #: Logged (info) when a delivery is skipped because another delivery is doing its
+    #: key's work right now; as ``duplicate_message``, plus ``id`` and ``holder``
+    #: (the task ids of this delivery and of the one at work).
+    busy_message = "%(task)s[%(id)s] skipped: %(key)s is being worked on by task %(holder)s."
 
     def __call__(self, *args, **kwargs):
         request = self.request
@@ -210,19 +214,12 @@ class DeliveryTask(DjangoTask):
         )
         if claim is Claim.ACQUIRED:
             return True
+        facts = {**self._arguments(args, kwargs), "task": self.name, "key": key}
         if claim is Claim.DONE:
-            logger.warning(
-                self.duplicate_message,
-                {**self._arguments(args, kwargs), "task": self.name, "key": key},
-            )
+            logger.warning(self.duplicate_message, facts)
         else:
-            logger.info(
-                "%s[%s] skipped: %s is being worked on by task %s.",
-                self.name,
-                request.id,
-                key,
-                idempotency_holder(key=key),
-            )
+            facts.update(id=request.id, holder=idempotency_holder(key=key))
+            logger.info(self.busy_message, facts)
         return False
 
     def _release(self, key: str | None) -> None:

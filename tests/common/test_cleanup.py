@@ -9,7 +9,8 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from apps.common import services
-from apps.delivery.beat import beat_slot
+from apps.common.tasks import perform_cleanup
+from apps.delivery.beat import SLOT_HEADER, beat_slot
 from apps.delivery.idempotency import Claim, idempotency_claim, idempotency_complete
 from apps.delivery.models import IdempotencyRecord, TaskFailure
 from apps.payments.models import Payment
@@ -57,10 +58,25 @@ def test_two_beats_run_the_cleanup_once_per_slot(broker, start_worker, start_bea
     assert len(slots) >= 2
     assert len(slots) == len(set(slots))
     skipped = [
-        re.search(r"perform_cleanup:(\S+) already ran", line).group(1)
+        re.search(r"perform_cleanup:(\S+) (already ran|is being run by task)", line).group(1)
         for line in worker.matching("Cleanup skipped")
     ]
     assert set(skipped) <= set(slots)
+
+
+def test_a_delivery_for_a_slot_being_run_or_done_logs_cleanup_skipped(broker, start_worker):
+    # given: the slot's run claimed by another delivery, as a second beat's run finds it
+    slot = "2026-12-02T00:00:00+00:00"
+    key = "beat:apps.common.tasks.perform_cleanup:%s" % slot
+    assert idempotency_claim(key=key, owner="other", lease=timedelta(minutes=5)) is Claim.ACQUIRED
+    worker = start_worker(concurrency=1)
+    # when / then: while the other runs, and once it is done
+    perform_cleanup.apply_async(headers={SLOT_HEADER: slot}, ignore_result=True)
+    worker.wait_for(r"Cleanup skipped: %s is being run by task other\." % re.escape(key))
+    idempotency_complete(key=key, owner="other")
+    perform_cleanup.apply_async(headers={SLOT_HEADER: slot}, ignore_result=True)
+    worker.wait_for(r"Cleanup skipped: %s already ran\." % re.escape(key))
+    assert not worker.matching("Cleanup finished")
 
 
 @pytest.mark.django_db(transaction=True)
