@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -165,32 +166,28 @@ def test_honcho_runs_the_stack_and_ctrl_c_lets_the_running_task_finish(stack):
     assert not again.matching("Sleeping 3 s")
 
 
-def test_a_task_too_long_for_ctrl_c_runs_again_on_the_next_start_and_finishes_once(stack):
+@pytest.mark.parametrize(
+    ("task", "args", "started"),
+    [
+        # the worker hands it back, and honcho kills what still runs at 5 s
+        (sleep_then_return, (8, "long"), "Sleeping 8 s"),
+        # Celery's cold shutdown cannot cancel it: the worker dies with the supervisor
+        (sleep_ignoring_sigterm, (8,), "deaf to SIGTERM"),
+    ],
+    ids=["too-long", "ignores-sigterm"],
+)
+def test_a_task_too_long_for_ctrl_c_runs_again_on_the_next_start_and_finishes_once(
+    stack, task, args, started
+):
     honcho = stack.start()
-    result = sleep_then_return.apply_async((8, "long"), ignore_result=True)
-    honcho.wait_for(r"worker\.1\s+\|.*Sleeping 8 s")
-    # when: Ctrl-C; the worker hands it back, and honcho kills what still runs at 5 s
+    result = task.apply_async(args, ignore_result=True)
+    succeeded = r"%s\[%s\] succeeded" % (re.escape(task.name.rsplit(".", 1)[-1]), result.id)
+    honcho.wait_for(r"worker\.1\s+\|.*%s" % started)
+    # when: Ctrl-C; honcho exits, and no process of the stack is left
     stack.ctrl_c(honcho, clean=False)
-    assert not honcho.matching(r"sleep_then_return\[%s\] succeeded" % result.id)
+    assert not honcho.matching(succeeded)
     # then: the next start runs it to the end, once
     again = stack.start()
-    again.wait_for(r"worker\.1\s+\|.*sleep_then_return\[%s\] succeeded" % result.id, timeout=60)
+    again.wait_for(r"worker\.1\s+\|.*%s" % succeeded, timeout=60)
     stack.ctrl_c(again)
-    assert len(again.matching(r"sleep_then_return\[%s\] succeeded" % result.id)) == 1
-
-
-def test_ctrl_c_leaves_nothing_running_when_a_task_ignores_sigterm(stack):
-    # given: a task that Celery's cold shutdown cannot cancel (it ignores SIGTERM)
-    honcho = stack.start()
-    result = sleep_ignoring_sigterm.apply_async((8,), ignore_result=True)
-    honcho.wait_for(r"worker\.1\s+\|.*deaf to SIGTERM")
-    # when: Ctrl-C; honcho kills the supervisor at 5 s, and the worker dies with it
-    stack.ctrl_c(honcho, clean=False)  # honcho exits, no process of the stack is left
-    assert not honcho.matching(r"sleep_ignoring_sigterm\[%s\] succeeded" % result.id)
-    # then: the task was kept, and the next start runs it to the end, once
-    again = stack.start()
-    again.wait_for(
-        r"worker\.1\s+\|.*sleep_ignoring_sigterm\[%s\] succeeded" % result.id, timeout=60
-    )
-    stack.ctrl_c(again)
-    assert len(again.matching(r"sleep_ignoring_sigterm\[%s\] succeeded" % result.id)) == 1
+    assert len(again.matching(succeeded)) == 1
