@@ -69,12 +69,22 @@ def use_broker(broker_url: str, result_backend: str) -> None:
 
 
 def _close_result_consumer() -> None:
+    """Close the result consumer of the backend being left, so that no result of an
+    earlier test reaches its server again. On Celery before 5.7, a garbage-collected
+    AsyncResult unsubscribes from its Redis channel and, that server gone, retries 20
+    times a second apart: whatever test runs at that moment stalls for 20 seconds."""
     consumer = getattr(celery_app._backend, "result_consumer", None)
-    connection = getattr(consumer, "_connection", None)
+    connection = getattr(consumer, "_connection", None)  # rpc://
     if connection is not None:
         with contextlib.suppress(Exception):
             connection.close()
         consumer._connection = None
+    pubsub = getattr(consumer, "_pubsub", None)  # redis://
+    if pubsub is not None:
+        consumer.subscribed_to.clear()
+        consumer._pubsub = None
+        with contextlib.suppress(Exception):
+            pubsub.close()
 
 
 @contextmanager

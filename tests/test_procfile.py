@@ -185,7 +185,7 @@ def test_a_task_too_long_for_ctrl_c_runs_again_on_the_next_start_and_finishes_on
     honcho.wait_for(r"worker\.1\s+\|.*%s" % started)
     # when: Ctrl-C; honcho exits, and no process of the stack is left
     stack.ctrl_c(honcho, clean=False)
-    assert not honcho.matching(succeeded)
+    assert not honcho.matching(succeeded), "\n".join(honcho.lines[-40:])
     # then: the next start runs it to the end, once
     again = stack.start()
     again.wait_for(r"worker\.1\s+\|.*%s" % succeeded, timeout=60)
