@@ -7,6 +7,9 @@ consumer records the failure facts first, rejects every such message so it reach
 dead-letter queue, and declares that queue each time it connects, before consuming:
 RabbitMQ silently drops a dead letter whose exchange does not exist.
 
+Every line the worker's main process logs about a task message ("Task ... received")
+carries the message's correlation id, as the task's own lines do.
+
 It also keeps a lost broker connection from ending the worker on Celery before 5.7,
 where an error raised while a running task is cancelled (its result backend, ``rpc://``,
 is the broker that just went away) escapes and stops the worker.
@@ -16,6 +19,7 @@ Selected with ``CELERY_WORKER_CONSUMER``.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import celery
@@ -25,7 +29,7 @@ from celery.worker.consumer import Consumer as CeleryConsumer
 from celery.worker.state import active_requests
 
 from .dead_letters import declare_dead_letter_queue, failure_record
-from .log_context import CORRELATION_HEADER
+from .log_context import CORRELATION_HEADER, correlation
 from .models import TaskFailure
 
 logger = logging.getLogger(__name__)
@@ -57,6 +61,11 @@ class Consumer(CeleryConsumer):
             )
             raise WorkerShutdown(1) from exc
         return connection
+
+    def update_strategies(self):
+        super().update_strategies()
+        for name, strategy in self.strategies.items():
+            self.strategies[name] = _with_correlation(strategy)
 
     def on_connection_error_after_connected(self, exc):
         if not CELERY_GUARDS_CANCEL and (
@@ -122,3 +131,17 @@ class Consumer(CeleryConsumer):
             )
         except Exception:
             logger.exception("Could not record why message %s was refused.", task_id)
+
+
+def _with_correlation(strategy):
+    """A task's message handler, run with the message's correlation id current."""
+
+    @functools.wraps(strategy)
+    def handle(message, *args, **kwargs):
+        correlation_id = (message.headers or {}).get(CORRELATION_HEADER)
+        if not correlation_id:
+            return strategy(message, *args, **kwargs)
+        with correlation(str(correlation_id)):
+            return strategy(message, *args, **kwargs)
+
+    return handle

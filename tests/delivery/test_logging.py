@@ -90,6 +90,7 @@ def test_task_lines_carry_task_fields_and_tracebacks_stay_in_one_object(broker, 
     # Celery's own lines, as JSON, with the task's fields
     (received,) = [r for r in lines if r["message"].endswith("%s] received" % result.id)]
     assert received["task_id"] == result.id
+    assert received["correlation_id"] == adding["correlation_id"]
     (succeeded,) = [r for r in lines if "%s] succeeded in" % result.id in r["message"]]
     assert succeeded["task_name"] == "apps.users.tasks.add"
     assert any(r["message"].endswith(" ready.") for r in lines)
