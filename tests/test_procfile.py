@@ -181,7 +181,7 @@ def test_a_task_too_long_for_ctrl_c_runs_again_on_the_next_start_and_finishes_on
 ):
     honcho = stack.start()
     result = task.apply_async(args, ignore_result=True)
-    succeeded = r"%s\[%s\] succeeded" % (re.escape(task.name.rsplit(".", 1)[-1]), result.id)
+    succeeded = r"%s\[%s\] succeeded" % (re.escape(task.name), result.id)
     honcho.wait_for(r"worker\.1\s+\|.*%s" % started)
     # when: Ctrl-C; honcho exits, and no process of the stack is left
     stack.ctrl_c(honcho, clean=False)

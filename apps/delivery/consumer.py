@@ -19,6 +19,7 @@ Selected with ``CELERY_WORKER_CONSUMER``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 
@@ -139,9 +140,7 @@ def _with_correlation(strategy):
     @functools.wraps(strategy)
     def handle(message, *args, **kwargs):
         correlation_id = (message.headers or {}).get(CORRELATION_HEADER)
-        if not correlation_id:
-            return strategy(message, *args, **kwargs)
-        with correlation(str(correlation_id)):
+        with correlation(str(correlation_id)) if correlation_id else contextlib.nullcontext():
             return strategy(message, *args, **kwargs)
 
     return handle
