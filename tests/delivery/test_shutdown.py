@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from apps.delivery.prefork import CELERY_ACKS_WHILE_STOPPING
+from apps.payments import gateway
 from apps.payments.models import Payment
 from apps.payments.tasks import process_payment
 from config.dev_services import restore_unacknowledged
@@ -87,14 +89,18 @@ def test_a_retry_waiting_for_its_countdown_survives_a_worker_restart(
     first.wait_for(r"retry: Retry in \d+s")
     # when: the worker stops before the retry is due
     first.signal(signal.SIGTERM)
-    assert first.wait(timeout=30) == 0
+    # (On Celery 5.6, when the attempt ends the instant the warm shutdown begins, the
+    # worker never reads its result: the pool process waits 30 s for that before it
+    # exits, and the first message, never acknowledged, is delivered again.)
+    assert first.wait(timeout=60) == 0
     assert not first.matching("processed: charge")
     # then: the next worker runs the retry
     second = start_worker(env=env)
     second.wait_for(r"Payment %s processed" % payment.id, timeout=60)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PROCESSED
-    assert payment.attempts == 2
+    assert gateway.charge_count(idempotency_key=str(payment.id)) == 1
+    assert payment.attempts == 2 or (not CELERY_ACKS_WHILE_STOPPING and payment.attempts == 3)
 
 
 def group_alive(pgid: int) -> bool:
