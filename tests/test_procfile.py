@@ -19,7 +19,7 @@ import pytest
 from apps.users.tasks import add
 from tests.conftest import database_url, pointed_at
 from tests.processes import Process
-from tests.servers import free_port, wait_until
+from tests.servers import RedisServer, free_port, wait_until
 from tests.tasks import sleep_ignoring_sigterm, sleep_then_return
 
 
@@ -65,9 +65,9 @@ def web_answers(port: int) -> bool:
 class Stack:
     """``honcho start`` in the project, on free ports, with its own brokers and RUN_DIR."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, *, redis_port: int | None = None):
         self.marker = "CONVEYOR_TEST_%s" % uuid.uuid4().hex
-        self.redis_port, self.web_port = free_port(), free_port()
+        self.redis_port, self.web_port = redis_port or free_port(), free_port()
         rabbitmq_port = free_port(offset=20000)
         self.env_file = tmp_path / "honcho.env"
         self.env_file.write_text("")
@@ -128,12 +128,30 @@ class Stack:
                 os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def stack(tmp_path, transactional_db):
-    stack = Stack(tmp_path)
+@contextlib.contextmanager
+def running(stack: Stack):
     with pointed_at(stack.env["CELERY_BROKER_URL"], stack.env["CELERY_RESULT_BACKEND"]):
         yield stack
         stack.kill()
+
+
+@pytest.fixture
+def stack(tmp_path, transactional_db):
+    with running(Stack(tmp_path)) as stack:
+        yield stack
+
+
+@pytest.fixture
+def stack_on_a_running_redis(tmp_path, transactional_db):
+    """The stack on a Redis that ran before it (a system service, say), which the
+    Procfile's redis entry only watches."""
+    server = RedisServer(tmp_path / "system-redis")
+    server.start()
+    try:
+        with running(Stack(tmp_path, redis_port=server.port)) as stack:
+            yield stack
+    finally:
+        server.stop()
 
 
 def test_honcho_runs_the_stack_and_ctrl_c_lets_the_running_task_finish(stack):
@@ -188,6 +206,31 @@ def test_a_task_too_long_for_ctrl_c_runs_again_on_the_next_start_and_finishes_on
     assert not honcho.matching(succeeded), "\n".join(honcho.lines[-40:])
     # then: the next start runs it to the end, once
     again = stack.start()
+    again.wait_for(r"worker\.1\s+\|.*%s" % succeeded, timeout=60)
+    stack.ctrl_c(again)
+    assert len(again.matching(succeeded)) == 1
+
+
+def test_on_a_redis_the_stack_did_not_start_what_ctrl_c_interrupts_runs_on_the_next_start(
+    stack_on_a_running_redis,
+):
+    # given: the stack on a Redis it did not start (no hand-back when it starts), a task
+    # running too long for Ctrl-C, and a countdown waiting in the worker
+    stack = stack_on_a_running_redis
+    honcho = stack.start()
+    assert honcho.matching(r"redis\.1\s+\|.*already answers; using that server")
+    running_task = sleep_then_return.apply_async((8, "long"), ignore_result=True)
+    honcho.wait_for(r"worker\.1\s+\|.*Sleeping 8 s")
+    waiting = add.apply_async((2, 3), countdown=15)
+    honcho.wait_for(r"worker\.1\s+\|.*Task %s\[%s\] received" % (re.escape(add.name), waiting.id))
+    # when: Ctrl-C, and honcho kills the worker 5 s later
+    stack.ctrl_c(honcho, clean=False)
+    released = honcho.matching(r"worker\.1\s+\|.*released 2 unacknowledged message")
+    assert released, "\n".join(honcho.lines[-60:])
+    # then: the next start runs both at once (not after the hour of visibility timeout)
+    succeeded = r"%s\[%s\] succeeded" % (re.escape(sleep_then_return.name), running_task.id)
+    again = stack.start()
+    assert waiting.get(timeout=60) == 5
     again.wait_for(r"worker\.1\s+\|.*%s" % succeeded, timeout=60)
     stack.ctrl_c(again)
     assert len(again.matching(succeeded)) == 1

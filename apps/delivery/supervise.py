@@ -19,7 +19,9 @@ forwards reach it:
    honcho's 5 seconds; docker-compose sets it below its stop grace period), or on a
    second SIGTERM/SIGINT: SIGQUIT, Celery's *cold* shutdown. It cancels the running tasks,
    whose messages (acknowledged late) go back to the broker, to run again on the next
-   start: late acknowledgement keeps them, idempotency keeps the rerun harmless.
+   start: late acknowledgement keeps them, idempotency keeps the rerun harmless. On
+   Redis the worker makes them due at once (``apps.delivery.consumer``), not after the
+   visibility timeout.
 3. A cold shutdown waits for the cancelled tasks' pool processes to exit, and one that
    does not die on SIGTERM (a task that catches it, or is stuck in the kernel) keeps the
    worker waiting for ever. If the worker still runs ``WORKER_COLD_SHUTDOWN_SECONDS``
