@@ -40,7 +40,7 @@ migrate: $(INSTALLED) ## Apply database migrations
 	python manage.py migrate --noinput
 
 dev: migrate ## Run Redis, RabbitMQ, web, worker and beat under honcho (Ctrl-C stops all)
-	honcho start
+	PYTHONUNBUFFERED=1 honcho start
 
 test: test-sqlite test-postgres ## Run the whole test suite on SQLite, then on PostgreSQL
 

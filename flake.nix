@@ -86,6 +86,8 @@
             conveyor_default WEB_PORT 8000
             unset -f conveyor_default
             export PYTHONPATH="$root''${PYTHONPATH:+:$PYTHONPATH}"
+            # Buffered, honcho 2.0 crashes on a Ctrl-C while it waits to write, and hangs.
+            export PYTHONUNBUFFERED=1
 
             cat >&2 <<'EOF'
             Conveyor shell: Python with every dependency, Redis, RabbitMQ, honcho, ruff.

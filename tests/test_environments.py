@@ -253,3 +253,15 @@ def test_the_worker_hands_tasks_back_before_compose_kills_it():
     cold = float(worker["environment"].get(COLD_VARIABLE, DEFAULT_COLD_SECONDS))
     assert grace > settings.TASK_TIME_LIMIT_SECONDS
     assert grace + cold < seconds(worker["stop_grace_period"])
+
+
+def test_make_dev_and_the_nix_shell_run_honcho_unbuffered():
+    """Both give honcho what the honcho tests give it (test_procfile.HONCHO_ENVIRONMENT)."""
+    from tests.test_procfile import HONCHO_ENVIRONMENT
+
+    recipe = re.search(r"^dev:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
+    assert recipe, "no dev target in the Makefile"
+    code = flake_code()
+    for name, value in HONCHO_ENVIRONMENT.items():
+        assert "%s=%s honcho start" % (name, value) in recipe.group(1)
+        assert "export %s=%s" % (name, value) in code

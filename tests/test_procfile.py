@@ -4,12 +4,15 @@ and lets the worker finish its task or hand it back."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import urllib.request
 import uuid
 from pathlib import Path
@@ -54,6 +57,12 @@ def honcho_executable() -> str:
     return str(beside) if beside.exists() else shutil.which("honcho") or "honcho"
 
 
+#: What ``make dev`` and the Nix shell give honcho (test_environments checks that they do).
+#: Buffered, honcho 2.0 crashes on a Ctrl-C that arrives while it waits to write a line
+#: ("RuntimeError: reentrant call"), stops nothing, and hangs.
+HONCHO_ENVIRONMENT = {"PYTHONUNBUFFERED": "1"}
+
+
 def web_answers(port: int) -> bool:
     try:
         with urllib.request.urlopen("http://127.0.0.1:%d/admin/login/" % port, timeout=2) as r:
@@ -73,6 +82,7 @@ class Stack:
         self.env_file.write_text("")
         self.env = {
             **os.environ,
+            **HONCHO_ENVIRONMENT,
             self.marker: "1",
             "PATH": "%s:%s" % (Path(sys.executable).parent, os.environ["PATH"]),
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -234,3 +244,63 @@ def test_on_a_redis_the_stack_did_not_start_what_ctrl_c_interrupts_runs_on_the_n
     again.wait_for(r"worker\.1\s+\|.*%s" % succeeded, timeout=60)
     stack.ctrl_c(again)
     assert len(again.matching(succeeded)) == 1
+
+
+NOISY = """
+import time
+for i in range(3000):
+    print("line", i, "x" * 100, flush=True)
+time.sleep(600)
+"""
+
+
+def blocked_writing(process: subprocess.Popen) -> bool:
+    """Whether ``process`` waits to write to its stdout pipe, which nobody reads."""
+    wait_channel = Path("/proc/%d/wchan" % process.pid)
+    if wait_channel.exists():  # Linux
+        return "pipe_write" in wait_channel.read_text()
+    # elsewhere: the pipe holds 16 KiB at least (the smallest pipe buffer there is)
+    return bytes_waiting(process.stdout) >= 16384
+
+
+def bytes_waiting(stream) -> int:
+    """Bytes waiting to be read from ``stream``."""
+    return struct.unpack("i", fcntl.ioctl(stream, termios.FIONREAD, b"\0" * 4))[0]
+
+
+def test_ctrl_c_while_honcho_waits_to_write_its_output_stops_everything(tmp_path):
+    # given: honcho as make dev runs it, with more output than its pipe holds, unread
+    (tmp_path / "noisy.py").write_text(NOISY)
+    (tmp_path / "Procfile").write_text(
+        "noisy: python noisy.py\nquiet: python -c 'import time; time.sleep(600)'\n"
+    )
+    marker = "CONVEYOR_TEST_%s" % uuid.uuid4().hex
+    env = {
+        **os.environ,
+        **HONCHO_ENVIRONMENT,
+        marker: "1",
+        "PATH": "%s:%s" % (Path(sys.executable).parent, os.environ["PATH"]),
+    }
+    honcho = subprocess.Popen(
+        [honcho_executable(), "start"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: blocked_writing(honcho), timeout=30, what="honcho to block")
+        # when: Ctrl-C while honcho waits to write, then its output is read again
+        honcho.send_signal(signal.SIGINT)
+        output, _ = honcho.communicate(timeout=30)
+    finally:
+        for pid in processes_with_marker(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    # then: honcho stopped both processes and exited
+    text = output.decode(errors="replace")
+    assert "reentrant call" not in text
+    assert re.search(r"noisy\.1 stopped", text), text[-2000:]
+    assert re.search(r"quiet\.1 stopped", text), text[-2000:]
