@@ -167,12 +167,12 @@ def release_unacknowledged(qos: redis.QoS) -> None:
     if their visibility timeout had passed; the restore sweep hands them out again."""
     # Delivered and not yet acknowledged: running, prefetched and countdowns.
     tags = [tag for tag in tuple(qos._delivered) if tag not in qos._dirty]
-    count = 0
+    if not tags:
+        return
     try:
-        if tags:
-            with qos.channel.conn_or_acquire() as client:
-                # XX: only those still unacknowledged (a task may have just finished).
-                count = client.zadd(qos.unacked_index_key, dict.fromkeys(tags, 0), xx=True, ch=True)
+        with qos.channel.conn_or_acquire() as client:
+            # XX: only those still unacknowledged (a task may have just finished).
+            count = client.zadd(qos.unacked_index_key, dict.fromkeys(tags, 0), xx=True, ch=True)
     except Exception:
         logger.warning(
             "Could not release %d unacknowledged message(s); they come back after the "
@@ -181,9 +181,10 @@ def release_unacknowledged(qos: redis.QoS) -> None:
             exc_info=True,
         )
         return
-    logger.warning(
-        "Cold shutdown: released %d unacknowledged message(s) for redelivery at once.", count
-    )
+    if count:
+        logger.warning(
+            "Cold shutdown: released %d unacknowledged message(s) for redelivery at once.", count
+        )
 
 
 def _with_correlation(strategy):
