@@ -63,6 +63,26 @@ def honcho_executable() -> str:
 HONCHO_ENVIRONMENT = {"PYTHONUNBUFFERED": "1"}
 
 
+def honcho_environment(marker: str) -> dict[str, str]:
+    """This environment for honcho, as make dev gives it, with ``marker`` set in every
+    process it starts, and this Python first on PATH."""
+    return {
+        **os.environ,
+        **HONCHO_ENVIRONMENT,
+        marker: "1",
+        "PATH": "%s:%s" % (Path(sys.executable).parent, os.environ["PATH"]),
+    }
+
+
+def kill_processes_with_marker(marker: str) -> None:
+    """SIGKILL what a test left running (honcho's children run in sessions of their own,
+    so killing honcho alone would leave them running)."""
+    for pid, command in processes_with_marker(marker).items():
+        print("killing what was left behind:", pid, command)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def web_answers(port: int) -> bool:
     try:
         with urllib.request.urlopen("http://127.0.0.1:%d/admin/login/" % port, timeout=2) as r:
@@ -81,10 +101,7 @@ class Stack:
         self.env_file = tmp_path / "honcho.env"
         self.env_file.write_text("")
         self.env = {
-            **os.environ,
-            **HONCHO_ENVIRONMENT,
-            self.marker: "1",
-            "PATH": "%s:%s" % (Path(sys.executable).parent, os.environ["PATH"]),
+            **honcho_environment(self.marker),
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
             "RUN_DIR": str(tmp_path / "run"),
             "REDIS_PORT": str(self.redis_port),
@@ -128,14 +145,10 @@ class Stack:
         )
 
     def kill(self) -> None:
-        """After a failed test: SIGKILL every process of the stack (honcho's children run in
-        sessions of their own, so killing honcho alone would leave them running)."""
+        """After a failed test: SIGKILL every process of the stack."""
         for process in self.runs:
             process.kill()
-        for pid, command in processes_with_marker(self.marker).items():
-            print("killing what was left behind:", pid, command)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_processes_with_marker(self.marker)
 
 
 @contextlib.contextmanager
@@ -275,16 +288,10 @@ def test_ctrl_c_while_honcho_waits_to_write_its_output_stops_everything(tmp_path
         "noisy: python noisy.py\nquiet: python -c 'import time; time.sleep(600)'\n"
     )
     marker = "CONVEYOR_TEST_%s" % uuid.uuid4().hex
-    env = {
-        **os.environ,
-        **HONCHO_ENVIRONMENT,
-        marker: "1",
-        "PATH": "%s:%s" % (Path(sys.executable).parent, os.environ["PATH"]),
-    }
     honcho = subprocess.Popen(
         [honcho_executable(), "start"],
         cwd=tmp_path,
-        env=env,
+        env=honcho_environment(marker),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -296,9 +303,7 @@ def test_ctrl_c_while_honcho_waits_to_write_its_output_stops_everything(tmp_path
         honcho.send_signal(signal.SIGINT)
         output, _ = honcho.communicate(timeout=30)
     finally:
-        for pid in processes_with_marker(marker):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_processes_with_marker(marker)
     # then: honcho stopped both processes and exited
     text = output.decode(errors="replace")
     assert "reentrant call" not in text

@@ -12,13 +12,10 @@ carries the message's correlation id, as the task's own lines do.
 
 At a cold shutdown on Redis it makes every message it holds unacknowledged (the
 cancelled tasks', the prefetched ones, the countdowns waiting) due for redelivery at
-once, as if its visibility timeout had passed: a worker killed a moment later (honcho
-kills 5 seconds after Ctrl-C) would otherwise leave them unacknowledged until that
-timeout, an hour. The next worker to start hands them out again at once, and a running
-one within a few seconds (its restore sweep). Pushing them back onto their queues from
-the dying worker instead could lose one: a BRPOP it sent just before would take it, and
-the worker would be killed before reading the reply. RabbitMQ hands such messages out
-again itself as soon as the connection drops.
+once (``QoS.release_unacknowledged``): a worker killed a moment later (honcho kills 5
+seconds after Ctrl-C) would otherwise leave them unacknowledged until the visibility
+timeout, an hour. RabbitMQ hands such messages out again itself as soon as the
+connection drops.
 
 It also keeps a lost broker connection from ending the worker on Celery before 5.7,
 where an error raised while a running task is cancelled (its result backend, ``rpc://``,
@@ -39,11 +36,11 @@ from amqp.exceptions import PreconditionFailed
 from celery.exceptions import WorkerShutdown
 from celery.worker.consumer import Consumer as CeleryConsumer
 from celery.worker.state import active_requests
-from kombu.transport import redis
 
 from .dead_letters import declare_dead_letter_queue, failure_record
 from .log_context import CORRELATION_HEADER, correlation
 from .models import TaskFailure
+from .redis_transport import QoS as RedisQoS
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +83,12 @@ class Consumer(CeleryConsumer):
     def cancel_active_requests(self):
         # Called by the cold shutdown.
         super().cancel_active_requests()
-        channel = getattr(self.task_consumer, "channel", None)
-        if isinstance(channel, redis.Channel):
+        qos = getattr(getattr(self.task_consumer, "channel", None), "qos", None)
+        if isinstance(qos, RedisQoS):
             # A thread: this runs in a signal handler, which may have interrupted the
             # main thread while it held the Redis client's connection pool.
             releaser = threading.Thread(
-                target=release_unacknowledged, args=(channel.qos,), daemon=True, name="release"
+                target=release_unacknowledged, args=(qos,), daemon=True, name="release"
             )
             releaser.start()
             releaser.join(RELEASE_TIMEOUT_SECONDS)
@@ -162,22 +159,14 @@ class Consumer(CeleryConsumer):
             logger.exception("Could not record why message %s was refused.", task_id)
 
 
-def release_unacknowledged(qos: redis.QoS) -> None:
-    """Make the messages this channel holds unacknowledged due for redelivery now, as
-    if their visibility timeout had passed; the restore sweep hands them out again."""
-    # Delivered and not yet acknowledged: running, prefetched and countdowns.
-    tags = [tag for tag in tuple(qos._delivered) if tag not in qos._dirty]
-    if not tags:
-        return
+def release_unacknowledged(qos: RedisQoS) -> None:
+    """Release the messages ``qos`` holds, and say how many."""
     try:
-        with qos.channel.conn_or_acquire() as client:
-            # XX: only those still unacknowledged (a task may have just finished).
-            count = client.zadd(qos.unacked_index_key, dict.fromkeys(tags, 0), xx=True, ch=True)
+        count = qos.release_unacknowledged()
     except Exception:
         logger.warning(
-            "Could not release %d unacknowledged message(s); they come back after the "
+            "Could not release the unacknowledged messages; they come back after the "
             "visibility timeout.",
-            len(tags),
             exc_info=True,
         )
         return

@@ -59,6 +59,23 @@ class QoS(redis.QoS):
         virtual.QoS.ack(self, delivery_tag)
         return None
 
+    def release_unacknowledged(self) -> int:
+        """Make every message this channel holds unacknowledged (running, prefetched,
+        countdowns) due for redelivery now, as if its visibility timeout had passed: the
+        restore sweep of the next worker to start, or of a running one, hands it out
+        again. Returns how many were released.
+
+        For a worker about to die. Pushing the messages back onto their queues instead
+        could lose one: a BRPOP the worker sent just before would take it, and the
+        worker would be gone before reading the reply.
+        """
+        tags = [tag for tag in tuple(self._delivered) if tag not in self._dirty]
+        if not tags:
+            return 0
+        with self.channel.conn_or_acquire() as client:
+            # XX: only those still unacknowledged (a task may have just finished).
+            return client.zadd(self.unacked_index_key, dict.fromkeys(tags, 0), xx=True, ch=True)
+
     def dead_letter_by_tag(self, tag, *, reason: str = "rejected") -> None:
         """Move an unacknowledged message to the dead-letter queue, atomically."""
 
