@@ -48,7 +48,7 @@ test-sqlite: $(INSTALLED) ## Run the test suite on SQLite
 	env -u DATABASE_URL pytest
 
 test-postgres: $(INSTALLED) ## Run the test suite on PostgreSQL ($(POSTGRES_TEST_URL))
-	@if python -m config.dev_services answers '$(POSTGRES_TEST_URL)'; then \
+	@if python -m apps.delivery.processes.brokers answers '$(POSTGRES_TEST_URL)'; then \
 		DATABASE_URL='$(POSTGRES_TEST_URL)' pytest; \
 	elif [ '$(REQUIRE_POSTGRES)' = 1 ]; then \
 		echo 'PostgreSQL does not answer at $(POSTGRES_TEST_URL).' >&2; exit 1; \

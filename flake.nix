@@ -24,6 +24,7 @@
           ps: with ps; [
             django
             celery
+            kombu
             redis
             django-environ
             python-json-logger

@@ -15,7 +15,8 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from apps.delivery.log_context import mask_passwords
+from apps.delivery.celery_overrides import REDIS_TRANSPORT
+from apps.delivery.logs.context import mask_passwords
 
 #: URL schemes of the brokers Conveyor supports, by kind.
 BROKER_SCHEMES = {
@@ -73,7 +74,7 @@ def broker_transport(broker_url: str) -> str | None:
     RabbitMQ does by itself.
     """
     if broker_kind(broker_url) == "redis":
-        return "apps.delivery.redis_transport:Transport"
+        return REDIS_TRANSPORT
     return None
 
 
@@ -132,8 +133,9 @@ def schedule_from_env(variable: str, default: str):
 
 
 def exit_on_configuration_error(exc_type, exc, tb) -> None:
-    """``sys.excepthook`` that reports a ConfigurationError as one line and exits 2."""
-    if issubclass(exc_type, ConfigurationError):
+    """``sys.excepthook`` that reports a configuration error (``ImproperlyConfigured``, as
+    ConfigurationError is) as one line, and exits 2."""
+    if issubclass(exc_type, ImproperlyConfigured):
         sys.stderr.write("Configuration error: %s\n" % exc)
         sys.stderr.flush()
         raise SystemExit(2)

@@ -4,7 +4,7 @@ correlation middleware, so gunicorn's access log stays off."""
 
 import os
 
-from apps.delivery.log_context import logging_config
+from config.logs import logging_config
 
 bind = "0.0.0.0:%s" % os.environ.get("WEB_PORT", "8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

@@ -144,7 +144,7 @@ def celery_argv(*args: str) -> list[str]:
 
 class Worker(Process):
     """``celery worker`` as its own process, as deployed; ``supervised``: behind
-    ``apps.delivery.supervise``, as the Procfile and docker-compose run it."""
+    ``apps.delivery.processes.supervise``, as the Procfile and docker-compose run it."""
 
     def __init__(
         self,
@@ -157,8 +157,9 @@ class Worker(Process):
     ):
         self.hostname = "%s@%%h" % name
         self.supervised = supervised
-        supervisor = [sys.executable, "-m", "apps.delivery.supervise", "--"] if supervised else []
-        argv = supervisor + celery_argv(
+        supervisor = [sys.executable, "-m", "apps.delivery.processes.supervise", "--"]
+        argv = supervisor if supervised else []
+        argv += celery_argv(
             "worker",
             "--loglevel=INFO",
             "--hostname=%s" % self.hostname,

@@ -15,7 +15,7 @@ import redis
 from amqp.exceptions import NotFound
 from kombu import Connection
 
-from config.dev_services import (
+from apps.delivery.processes.brokers import (
     epmd_port,
     port_answers,
     rabbitmq_environment,

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Executables the Procfile starts, and the name under which the flake provides each
 #: (any other executable must appear in flake.nix under its own name).
 FLAKE_NAMES = {"python": "python3.withPackages"}
-#: Brokers started by ``python -m config.dev_services <service>``, and their nixpkgs names.
+#: Brokers started by ``python -m apps.delivery.processes.brokers <service>``, and their
+#: nixpkgs names.
 DEV_SERVICE_PACKAGES = {"redis": "redis", "rabbitmq": "rabbitmq-server"}
 
 
@@ -186,12 +187,12 @@ def test_every_command_names_modules_and_files_that_exist():
 
 def test_nix_shell_provides_every_executable_the_procfile_runs():
     """The flake's dev shell carries honcho and every program the Procfile starts,
-    the brokers of config.dev_services included."""
+    the brokers of apps.delivery.processes.brokers included."""
     needed = {"honcho"}
     for command in procfile().values():
         words = shlex.split(command)
         needed.add(FLAKE_NAMES.get(words[0], words[0]))
-        if words[1:3] == ["-m", "config.dev_services"]:
+        if words[1:3] == ["-m", "apps.delivery.processes.brokers"]:
             needed.add(DEV_SERVICE_PACKAGES[words[3]])
 
     code = flake_code()
@@ -246,7 +247,7 @@ def test_the_nix_shell_has_every_dependency_of_the_dev_extra():
 def test_the_worker_hands_tasks_back_before_compose_kills_it():
     """The supervisor's grace outlasts the task time limit, and it is done (its cold
     shutdown too) before Docker's SIGKILL."""
-    from apps.delivery.supervise import COLD_VARIABLE, DEFAULT_COLD_SECONDS
+    from apps.delivery.processes.supervise import COLD_VARIABLE, DEFAULT_COLD_SECONDS
 
     worker = compose_services()["worker"]
     grace = float(worker["environment"]["WORKER_STOP_GRACE_SECONDS"])

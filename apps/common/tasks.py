@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from apps.delivery.beat import SLOT_HEADER
+from apps.delivery.periodic import SLOT_HEADER
 
 from . import services
 
@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 @shared_task(
     bind=True,
     name="apps.common.tasks.perform_cleanup",
-    # Sent by beat, the task runs once per slot (apps/delivery/beat.py); a second
+    # Sent by beat, the task runs once per slot (apps/delivery/periodic.py); a second
     # beat's delivery for the same slot is skipped with one of these lines.
     duplicate_message="Cleanup skipped: %(key)s already ran.",
     busy_message="Cleanup skipped: %(key)s is being run by task %(holder)s.",

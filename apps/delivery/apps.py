@@ -1,7 +1,17 @@
 from django.apps import AppConfig
+from django.core import checks
+from django.utils.module_loading import autodiscover_modules
 
 
 class DeliveryConfig(AppConfig):
     """Delivery machinery shared by every task: retries, idempotency, dead letters, logging."""
 
     name = "apps.delivery"
+
+    def ready(self):
+        from .checks import celery_settings_check
+
+        checks.register(celery_settings_check)
+        # Every app's tasks module, in every process (Celery imports them only in workers),
+        # so that a service can enqueue a task by name (apps.delivery.enqueue).
+        autodiscover_modules("tasks")

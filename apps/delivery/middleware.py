@@ -6,7 +6,7 @@ import logging
 import re
 import time
 
-from .log_context import correlation, new_correlation_id
+from .logs.context import correlation, new_correlation_id
 
 logger = logging.getLogger(__name__)
 

@@ -10,18 +10,21 @@ so a task body holds only its business call. Around it, the class
 - lets a final failure (permanent, or out of retries) fail the task, which rejects its
   message without requeueing it (late acknowledgement; ``acks_on_failure_or_timeout``),
   so the broker moves it to the dead-letter queue; the failure facts (exception,
-  traceback, retries, times) are recorded beside it (:mod:`apps.delivery.dead_letters`);
+  traceback, retries, times) are recorded beside it (:mod:`apps.delivery.failures`),
+  and the task's ``on_dead_letter`` hook runs;
+- drops a delivery whose failure is one of the task's ``discard_on`` exceptions (the
+  message names something that does not exist), logging ``discard_message``;
 - with an ``idempotency_key``, runs the task body at most once per key, however many
   times and however concurrently its message is delivered.
 
 Example::
 
     @shared_task(
-        bind=True,
         name="apps.payments.tasks.process_payment",
         idempotency_key="payment:%(payment_id)s",
+        on_dead_letter=services.payment_hold,
     )
-    def process_payment(self, payment_id):
+    def process_payment(payment_id):
         services.payment_process(payment_id=payment_id)
 """
 
@@ -36,9 +39,7 @@ from celery.contrib.django.task import DjangoTask
 from celery.exceptions import Ignore, Reject, Retry
 from django.conf import settings
 
-from .beat import SLOT_HEADER
-from .dead_letters import failure_forget, failure_record
-from .failures import is_transient
+from .failures import failure_forget, failure_record, is_transient
 from .idempotency import (
     Claim,
     idempotency_claim,
@@ -46,7 +47,8 @@ from .idempotency import (
     idempotency_holder,
     idempotency_release,
 )
-from .log_context import CORRELATION_HEADER
+from .logs.context import CORRELATION_HEADER
+from .periodic import SLOT_HEADER, slot_key
 from .retries import backoff_delay
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,19 @@ class DeliveryTask(DjangoTask):
 
     #: Further exception types this task treats as transient.
     retry_for: tuple[type[BaseException], ...] = ()
+
+    #: Exception types that mean the message names something that does not exist: the
+    #: delivery is dropped (and acknowledged) with ``discard_message``, neither retried
+    #: nor dead-lettered.
+    discard_on: tuple[type[BaseException], ...] = ()
+    #: Logged (error) when a delivery is discarded; %-style over the task's arguments,
+    #: plus ``task``, ``id`` and ``error``.
+    discard_message = "%(task)s[%(id)s] discarded: %(error)s"
+
+    #: Called once the task has failed for good, as its message goes to the dead-letter
+    #: queue: with the task's arguments by name and ``error`` (the exception), e.g. to
+    #: leave the work it stands for to an operator. ``None``: nothing to do.
+    on_dead_letter = None
 
     #: The unit of work a call performs, so duplicates can be recognised: a %-style
     #: template over the task's arguments by name (``"payment:%(payment_id)s"``), or
@@ -90,6 +105,9 @@ class DeliveryTask(DjangoTask):
         except CONTROL_FLOW:
             self._release(key)
             raise
+        except self.discard_on as exc:
+            self._discard(exc, args, kwargs)
+            result = None
         except Exception as exc:
             self._release(key)
             if self.will_retry(exc):
@@ -98,6 +116,7 @@ class DeliveryTask(DjangoTask):
                     exc=exc, countdown=self.retry_delay(), max_retries=self.retry_limit()
                 ) from None
             self._record_failure(exc, final=True)
+            self._dead_lettered(exc, args, kwargs)
             raise
         self._record_success(key)
         return result
@@ -116,6 +135,19 @@ class DeliveryTask(DjangoTask):
             logger.exception("%s[%s] succeeded, but recording it failed.", self.name, request.id)
 
     # -- failures --------------------------------------------------------------
+
+    def _discard(self, exc: BaseException, args, kwargs) -> None:
+        facts = {**self._arguments(args, kwargs), "task": self.name, "id": self.request.id}
+        logger.error(self.discard_message, {**facts, "error": exc})
+
+    def _dead_lettered(self, exc: BaseException, args, kwargs) -> None:
+        hook = self._own("on_dead_letter", None)
+        if hook is None:
+            return
+        try:
+            hook(**self._arguments(args, kwargs), error=exc)
+        except Exception:
+            logger.exception("%s[%s]: on_dead_letter failed.", self.name, self.request.id)
 
     def _record_failure(self, exc: BaseException, *, final: bool) -> None:
         request = self.request
@@ -187,7 +219,7 @@ class DeliveryTask(DjangoTask):
         """
         if self.idempotency_key is None:
             slot = getattr(self.request, SLOT_HEADER, None)
-            return "beat:%s:%s" % (self.name, slot) if slot else None
+            return slot_key(self.name, slot) if slot else None
         arguments = self._arguments(args, kwargs)
         if callable(self.idempotency_key):
             return str(self.idempotency_key(**arguments))

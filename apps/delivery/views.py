@@ -2,6 +2,7 @@
 
 import time
 
+from celery import current_app
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.db import connections
@@ -9,10 +10,8 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from apps.delivery.log_context import mask_passwords
-from config import celery_app
-
-from .dead_letters import dead_letters
+from .dead_letters import dead_letter_box
+from .logs.context import mask_passwords
 
 
 def healthz(request):
@@ -44,15 +43,14 @@ def _database() -> None:
 
 
 def _broker() -> None:
-    with celery_app.connection_for_write(connect_timeout=1) as connection:
+    with current_app.connection_for_write(connect_timeout=1) as connection:
         connection.ensure_connection(max_retries=0)  # one attempt, no waiting
 
 
 @staff_member_required
 @require_http_methods(["GET", "POST"])
 def dead_letter_list(request):
-    with celery_app.connection_for_write() as connection:
-        box = dead_letters(connection)
+    with dead_letter_box() as box:
         if request.method == "POST":
             _act(request, box)
             return redirect(request.path)

@@ -6,12 +6,13 @@ from django.db import models
 
 
 class Payment(models.Model):
-    """A charge to make once. Its status only moves forward:
+    """A charge to make once. Its status:
 
     ``pending`` -> ``processing`` -> ``processed`` | ``failed``, and
-    ``processing`` -> ``awaiting_operator`` when transient failures used up the retry
-    budget: the payment can still succeed when it is processed again (a replay).
-    ``failed`` is final: the payment can never succeed.
+    ``processing`` -> ``awaiting_operator`` when its task failed for good without a
+    decline (transient failures used up the retry budget, say). Only a replay takes it
+    back to ``processing``: the payment can still succeed then. ``processed`` and
+    ``failed`` are final: a payment is never charged twice, and a declined one never.
     """
 
     class Status(models.TextChoices):

@@ -9,15 +9,21 @@ answer and the status update cannot cause a second charge.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import gateway, tasks
+from apps.delivery.enqueue import enqueue_on_commit
+
+from . import gateway
 from .models import Payment
 
 logger = logging.getLogger(__name__)
+
+#: The task that charges a payment (``apps.payments.tasks``), by its stable name.
+PROCESS_PAYMENT = "apps.payments.tasks.process_payment"
 
 
 class IdempotencyKeyReused(Exception):
@@ -47,7 +53,7 @@ def payment_create(
             )
             # Sent only if the row commits: a worker never looks for a payment that
             # does not exist (yet), and a rolled-back payment is never processed.
-            tasks.process_payment.delay_on_commit(str(payment.id))
+            enqueue_on_commit(PROCESS_PAYMENT, str(payment.id))
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -118,32 +124,20 @@ def payment_hold(*, payment_id: str, error: BaseException) -> None:
         logger.error("Payment %s awaits an operator: retries ran out (%s).", payment_id, error)
 
 
-def payment_requeue_pending(*, pending_since) -> int:
-    """Enqueue again the payments still pending since before ``pending_since``.
+def payment_requeue_pending(*, pending_since, excluding: Collection[str] = ()) -> int:
+    """Enqueue again the payments still pending since before ``pending_since``, except
+    those whose ids are in ``excluding`` (their task waits for an operator in the
+    dead-letter queue). Returns how many were enqueued.
 
     Such a payment's task never reached the broker (the process died between the
-    commit and the publish, say). A payment whose task waits in the dead-letter queue
-    is left to the operator. Returns how many were enqueued.
+    commit and the publish, say).
     """
-    stuck = list(
-        Payment.objects.filter(status=Payment.Status.PENDING, created_at__lt=pending_since)
-    )
-    if not stuck:
-        return 0
-    from apps.delivery.dead_letters import dead_lettered_arguments
-    from config import celery_app
-
-    with celery_app.connection_for_write() as connection:
-        waiting = {
-            str(args[0])
-            for args in dead_lettered_arguments(connection, task_name=tasks.process_payment.name)
-            if isinstance(args, list) and args
-        }
+    stuck = Payment.objects.filter(status=Payment.Status.PENDING, created_at__lt=pending_since)
     requeued = 0
     for payment in stuck:
-        if str(payment.id) in waiting:
+        if str(payment.id) in excluding:
             continue
-        tasks.process_payment.delay(str(payment.id))
+        enqueue_on_commit(PROCESS_PAYMENT, str(payment.id))
         logger.warning(
             "Payment %s still pending since %s: its processing is enqueued again.",
             payment.id,

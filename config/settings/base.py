@@ -7,9 +7,10 @@ Every variable is listed, with its default, in ``.env.example`` and the README.
 from datetime import timedelta
 from pathlib import Path
 
+from celery.schedules import crontab
 from kombu import Exchange, Queue
 
-from apps.delivery.log_context import logging_config
+from apps.delivery import celery_overrides
 from config.environment import (
     ConfigurationError,
     broker_kind,
@@ -18,6 +19,7 @@ from config.environment import (
     env,
     schedule_from_env,
 )
+from config.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -93,11 +95,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ------------------------------------------------------------------------------
 # Logging: one configuration for Django, Celery and the apps, to stdout
-# (apps/delivery/log_context.py). JSON unless development says otherwise.
+# (config/logs.py, apps/delivery/logs/). JSON unless development says otherwise.
 # ------------------------------------------------------------------------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-LOGGING_CONFIG = "apps.delivery.log_context.configure"
+LOGGING_CONFIG = "apps.delivery.logs.setup.configure"
 LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
 
 # ------------------------------------------------------------------------------
@@ -212,10 +214,10 @@ CELERY_TASK_DEFAULT_ROUTING_KEY = TASK_QUEUE
 #: before it goes to the dead-letter queue instead: a message that kills its worker
 #: every time must not come back forever.
 DELIVERY_LIMIT = env.int("DELIVERY_LIMIT", default=10)
-#: Where messages that failed for good wait for an operator (apps/delivery/dead_letters.py).
+#: Where messages that failed for good wait for an operator (apps/delivery/dead_letters/).
 DEAD_LETTER_QUEUE = "dead_letter"
 # Queue arguments are RabbitMQ's; Redis gets the same behaviour from
-# apps/delivery/redis_transport.py.
+# apps/delivery/celery_overrides/redis_transport.py.
 TASK_QUEUE_ARGUMENTS = {
     # Quorum queues are replicated, survive a broker restart and count deliveries.
     "x-queue-type": "quorum",
@@ -247,10 +249,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_TRANSPORT = broker_transport(CELERY_BROKER_URL)
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-consumer
 # A consumer that dead-letters messages it cannot run instead of dropping some of them.
-CELERY_WORKER_CONSUMER = "apps.delivery.consumer:Consumer"
+CELERY_WORKER_CONSUMER = celery_overrides.WORKER_CONSUMER
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-pool
-# Prefork, acknowledging a task as it finishes during a warm shutdown too.
-CELERY_WORKER_POOL = "apps.delivery.prefork:TaskPool"
+# Prefork; on Celery 5.6, one that acknowledges a task as it finishes during a warm
+# shutdown too, as 5.7 does itself.
+CELERY_WORKER_POOL = celery_overrides.WORKER_POOL
 
 # ------------------------------------------------------------------------------
 # Retry policy of every task (a task may set its own max_retries / retry_backoff /
@@ -307,15 +310,26 @@ if not 0 <= GATEWAY_FAILURE_RATE <= 1:
 # https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html
 # ------------------------------------------------------------------------------
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
-# One run per slot even if two beats run, and a heartbeat (apps/delivery/beat.py).
-CELERY_BEAT_SCHEDULER = "apps.delivery.beat:SlotScheduler"
+# One run per slot even if two beats run, and a heartbeat (apps/delivery/periodic.py).
+CELERY_BEAT_SCHEDULER = "apps.delivery.celery_overrides.beat:SlotScheduler"
 # Wake at least every 5 s: the heartbeat stays fresh and a changed schedule is seen soon.
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 CELERY_BEAT_SCHEDULE = {
-    # Every day at midnight UTC (CLEANUP_SCHEDULE: a crontab expression or seconds).
+    # Every day at midnight UTC (CLEANUP_SCHEDULE: a crontab expression or seconds):
+    # expired sessions, idempotency records and failure facts.
     "cleanup-every-midnight": {
         "task": "apps.common.tasks.perform_cleanup",
         "schedule": schedule_from_env("CLEANUP_SCHEDULE", "0 0 * * *"),
+    },
+    # Every day at midnight UTC: payments whose task never reached the broker.
+    "requeue-pending-payments-every-midnight": {
+        "task": "apps.payments.tasks.requeue_pending_payments",
+        "schedule": crontab(minute=0, hour=0),
+    },
+    # Every day at midnight UTC: dead letters past DEAD_LETTER_RETENTION_DAYS (if set).
+    "expire-dead-letters-every-midnight": {
+        "task": "apps.delivery.tasks.expire_dead_letters",
+        "schedule": crontab(minute=0, hour=0),
     },
 }
 #: For verification only: run every periodic task every N seconds instead.
@@ -325,13 +339,13 @@ if BEAT_SCHEDULE_OVERRIDE_SECONDS:
         _entry["schedule"] = timedelta(seconds=BEAT_SCHEDULE_OVERRIDE_SECONDS)
 
 # ------------------------------------------------------------------------------
-# Housekeeping (perform_cleanup)
+# Housekeeping (the periodic tasks above)
 # ------------------------------------------------------------------------------
 #: Days a finished idempotency record is kept (a duplicate within them is skipped).
 IDEMPOTENCY_RETENTION_DAYS = env.int("IDEMPOTENCY_RETENTION_DAYS", default=7)
 #: Days failure facts of tasks that are no longer dead-lettered are kept.
 FAILURE_RETENTION_DAYS = env.int("FAILURE_RETENTION_DAYS", default=30)
-#: Days a dead letter is kept before cleanup purges it; unset: kept until an operator acts.
+#: Days a dead letter is kept before it is purged; unset: kept until an operator acts.
 DEAD_LETTER_RETENTION_DAYS = env.int("DEAD_LETTER_RETENTION_DAYS", default=None)
 #: A payment still pending after this long never reached the broker: it is enqueued again.
 PAYMENT_PENDING_TIMEOUT_SECONDS = env.int("PAYMENT_PENDING_TIMEOUT_SECONDS", default=600)

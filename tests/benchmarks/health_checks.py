@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from apps.delivery.health import heartbeat_path, touch
+from apps.delivery.processes.health import heartbeat_path, touch
 from tests.processes import BASE_DIR, Web
 from tests.servers import free_port
 
@@ -39,7 +39,7 @@ def report(name: str, times: list[float]) -> None:
 
 
 def main() -> None:
-    check = [sys.executable, "-m", "apps.delivery.health"]
+    check = [sys.executable, "-m", "apps.delivery.processes.health"]
     with tempfile.TemporaryDirectory() as run_dir:
         env = {**os.environ, "RUN_DIR": run_dir}
         for role, name in (("worker", "bench@host"), ("beat", "")):

@@ -3,12 +3,14 @@
 import json
 import subprocess
 import sys
+from datetime import timedelta
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps.payments import gateway, services
 from apps.payments.models import Payment
-from apps.payments.tasks import process_payment
+from apps.payments.tasks import process_payment, requeue_pending_payments
 from apps.users.tasks import add
 from tests.processes import BASE_DIR
 from tests.servers import wait_until
@@ -187,3 +189,27 @@ def test_the_api_payment_is_processed_once_and_repeated_celery_calls_charge_noth
     worker.wait_for(r"Payment %s already processed\." % payment_id, count=3)
     body = client.get(url).json()
     assert (body["status"], body["attempts"], body["charges"]) == ("processed", 1, 1)
+
+
+def test_a_payment_stuck_pending_is_enqueued_again_unless_it_waits_for_an_operator(
+    broker, start_worker, make_payment
+):
+    # given: two payments pending for an hour; one's task is in the dead-letter queue
+    worker = start_worker(env={"TASK_MAX_RETRIES": "0"})
+    stuck, dead = make_payment(), make_payment()
+    Payment.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    dead_letter_a_payment_task(dead)
+    # when
+    assert requeue_pending_payments() == 1
+    # then: the lost one is processed; the dead-lettered one is left alone
+    worker.wait_for(r"Payment %s processed" % stuck.id)
+    dead.refresh_from_db()
+    assert dead.status == Payment.Status.PENDING
+    assert broker.server.queue_length("dead_letter") == 1
+
+
+def dead_letter_a_payment_task(payment):
+    """Put a process_payment message for ``payment`` straight into the dead-letter queue."""
+    process_payment.apply_async(
+        (str(payment.id),), exchange="dead_letter", routing_key="dead_letter"
+    )

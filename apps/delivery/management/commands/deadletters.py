@@ -6,8 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.delivery.dead_letters import DeadLetterNotFound, dead_letters
-from config import celery_app
+from apps.delivery.dead_letters import DeadLetterNotFound, dead_letter_box
 
 
 def age_text(age) -> str:
@@ -47,8 +46,7 @@ class Command(BaseCommand):
         which.add_argument("--all", action="store_true", help="every dead letter")
 
     def handle(self, *args, action, **options):
-        with celery_app.connection_for_write() as connection:
-            box = dead_letters(connection)
+        with dead_letter_box() as box:
             getattr(self, "do_%s" % action)(box, **options)
 
     def do_list(self, box, *, limit, **options):

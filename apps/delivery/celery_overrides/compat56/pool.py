@@ -1,14 +1,13 @@
-"""The worker's process pool: Celery's prefork pool, acknowledging tasks as they finish.
+"""Celery 5.6's prefork pool, acknowledging tasks as they finish during a warm shutdown.
 
 During a warm shutdown the worker's event loop has stopped while the pool waits for
 the running tasks. A task acknowledged late queues its acknowledgement on that event
-loop when it finishes, and Celery before 5.7 sends it only once every pool process has
-exited, a second or two later. A worker killed in between (honcho kills at 5 seconds)
-leaves a finished task unacknowledged, and it runs again on the next start. This pool
-sends those acknowledgements while the pool stops, as Celery 5.7 does itself (then it
-changes nothing).
+loop when it finishes, and Celery 5.6 sends it only once every pool process has exited,
+a second or two later. A worker killed in between (honcho kills at 5 seconds) leaves a
+finished task unacknowledged, and it runs again on the next start. This pool sends
+those acknowledgements while the pool stops, as Celery 5.7 does itself.
 
-Selected with ``CELERY_WORKER_POOL``.
+Selected with ``CELERY_WORKER_POOL`` on Celery 5.6 (5.7 keeps Celery's own pool).
 """
 
 from __future__ import annotations
@@ -16,15 +15,12 @@ from __future__ import annotations
 import logging
 import threading
 
-import celery
 from celery.concurrency import prefork
 from kombu.asynchronous import get_event_loop
 from kombu.message import Message
 
 logger = logging.getLogger(__name__)
 
-#: Celery 5.7 sends the acknowledgements itself while the pool stops.
-CELERY_ACKS_WHILE_STOPPING = celery.VERSION >= (5, 7)
 #: Seconds between two rounds of acknowledgements while the pool stops.
 ACK_INTERVAL = 0.2
 
@@ -32,7 +28,7 @@ ACK_INTERVAL = 0.2
 class TaskPool(prefork.TaskPool):
     def on_stop(self):
         hub = get_event_loop()
-        if CELERY_ACKS_WHILE_STOPPING or hub is None or self._pool is None:
+        if hub is None or self._pool is None:
             return super().on_stop()
         stopped = threading.Event()
         sender = threading.Thread(

@@ -17,11 +17,7 @@ seconds after Ctrl-C) would otherwise leave them unacknowledged until the visibi
 timeout, an hour. RabbitMQ hands such messages out again itself as soon as the
 connection drops.
 
-It also keeps a lost broker connection from ending the worker on Celery before 5.7,
-where an error raised while a running task is cancelled (its result backend, ``rpc://``,
-is the broker that just went away) escapes and stops the worker.
-
-Selected with ``CELERY_WORKER_CONSUMER``.
+Selected with ``CELERY_WORKER_CONSUMER`` (:mod:`apps.delivery.celery_overrides`).
 """
 
 from __future__ import annotations
@@ -31,24 +27,20 @@ import functools
 import logging
 import threading
 
-import celery
 from amqp.exceptions import PreconditionFailed
 from celery.exceptions import WorkerShutdown
 from celery.worker.consumer import Consumer as CeleryConsumer
-from celery.worker.state import active_requests
 
-from .dead_letters import declare_dead_letter_queue, failure_record
-from .log_context import CORRELATION_HEADER, correlation
-from .models import TaskFailure
+from ..dead_letters import declare_dead_letter_queue
+from ..failures import failure_record
+from ..logs.context import CORRELATION_HEADER, correlation
+from ..models import TaskFailure
 from .redis_transport import QoS as RedisQoS
 
 logger = logging.getLogger(__name__)
 
 #: How long the cold shutdown waits to release the unacknowledged messages.
 RELEASE_TIMEOUT_SECONDS = 2.0
-
-#: Celery 5.7 cancels the running tasks after a lost connection each in a try block.
-CELERY_GUARDS_CANCEL = celery.VERSION >= (5, 7)
 
 
 class UnknownTask(LookupError):
@@ -92,26 +84,6 @@ class Consumer(CeleryConsumer):
             )
             releaser.start()
             releaser.join(RELEASE_TIMEOUT_SECONDS)
-
-    def on_connection_error_after_connected(self, exc):
-        if not CELERY_GUARDS_CANCEL and (
-            self.app.conf.worker_cancel_long_running_tasks_on_connection_loss
-        ):
-            # Cancel them here, as Celery would next, but let no error stop the worker;
-            # a cancelled request leaves active_requests before its result is stored.
-            for request in tuple(active_requests):
-                if request.task.acks_late and not request.acknowledged:
-                    logger.warning(
-                        "Task %s[%s] is cancelled: the broker connection was lost; its "
-                        "message is handed out again.",
-                        request.name,
-                        request.id,
-                    )
-                    try:
-                        request.cancel(self.pool)
-                    except Exception as error:
-                        logger.warning("Cancelling task %s: %r", request.id, error)
-        super().on_connection_error_after_connected(exc)
 
     def on_unknown_task(self, body, message, exc):
         name = (message.headers or {}).get("task", "?")

@@ -1,4 +1,4 @@
-"""Worker bootsteps."""
+"""Worker bootsteps: what the worker runs beside consuming."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 from celery import bootsteps
 
-from .health import HEARTBEAT_INTERVAL_SECONDS, heartbeat_path, touch
+from ..processes.health import HEARTBEAT_INTERVAL_SECONDS, heartbeat_path, touch
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 
     The consumer starts its steps once it is connected and stops them when the
     connection is lost, so a fresh heartbeat means: alive, connected, consuming.
-    ``python -m apps.delivery.health worker`` reads it.
+    ``python -m apps.delivery.processes.health worker`` reads it.
     """
 
     requires = ("celery.worker.consumer.tasks:Tasks",)

@@ -9,16 +9,14 @@ import logging
 
 from celery import signals
 
-from apps.delivery.log_context import mask_passwords
-
-from .log_context import (
+from ..logs.context import (
     CORRELATION_HEADER,
-    configure,
     current_correlation_id,
-    is_json,
+    mask_passwords,
     new_correlation_id,
     set_process_role,
 )
+from ..logs.setup import configure, is_json
 
 logger = logging.getLogger(__name__)
 

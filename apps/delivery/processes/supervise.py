@@ -2,7 +2,7 @@
 
 Usage (the Procfile and docker-compose run the worker this way)::
 
-    python -m apps.delivery.supervise -- celery -A config.celery worker -l info
+    python -m apps.delivery.processes.supervise -- celery -A config.celery worker -l info
 
 Process managers stop a worker badly in two ways. honcho sends SIGTERM to the worker's
 whole process *group*, so the prefork pool processes die with their tasks while the
@@ -20,8 +20,8 @@ forwards reach it:
    second SIGTERM/SIGINT: SIGQUIT, Celery's *cold* shutdown. It cancels the running tasks,
    whose messages (acknowledged late) go back to the broker, to run again on the next
    start: late acknowledgement keeps them, idempotency keeps the rerun harmless. On
-   Redis the worker makes them due at once (``apps.delivery.consumer``), not after the
-   visibility timeout.
+   Redis the worker makes them due at once
+   (:mod:`apps.delivery.celery_overrides.consumer`), not after the visibility timeout.
 3. A cold shutdown waits for the cancelled tasks' pool processes to exit, and one that
    does not die on SIGTERM (a task that catches it, or is stuck in the kernel) keeps the
    worker waiting for ever. If the worker still runs ``WORKER_COLD_SHUTDOWN_SECONDS``
@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         argv = argv[argv.index("--") + 1 :]
     if not argv:
-        sys.stderr.write("usage: python -m apps.delivery.supervise -- COMMAND [ARGS...]\n")
+        sys.stderr.write(
+            "usage: python -m apps.delivery.processes.supervise -- COMMAND [ARGS...]\n"
+        )
         return 2
     try:
         grace = seconds_from_environment(GRACE_VARIABLE, DEFAULT_GRACE_SECONDS)

@@ -11,17 +11,16 @@ queues do: a message handed out again more than ``delivery_limit`` times (one th
 kills its worker every time, say) is dead-lettered with reason ``delivery_limit``
 instead of coming back forever.
 
-And it honours the options ``unacked_restore_interval`` and ``unacked_restore_throttle``
-(how often unacknowledged messages past their visibility timeout are handed out again)
-on kombu before 5.7 too, which knows neither and sweeps every 100 seconds.
+At a cold shutdown it makes every message its channel holds unacknowledged due for
+redelivery at once (:meth:`QoS.release_unacknowledged`, which the consumer calls).
 
 Settings select it for ``redis://`` and ``rediss://`` broker URLs
-(``CELERY_BROKER_TRANSPORT``); its options come from ``CELERY_BROKER_TRANSPORT_OPTIONS``.
+(``CELERY_BROKER_TRANSPORT``, :mod:`apps.delivery.celery_overrides`); its options come
+from ``CELERY_BROKER_TRANSPORT_OPTIONS``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 
@@ -31,16 +30,8 @@ from kombu.utils.json import dumps, loads
 
 logger = logging.getLogger(__name__)
 
-#: kombu 5.7 reads the restore sweep's interval and throttle from the transport options.
-KOMBU_SWEEPS_AS_TOLD = hasattr(redis.Channel, "unacked_restore_interval")
-
 
 class QoS(redis.QoS):
-    def restore_visible(self, start=0, num=10, interval=10):
-        if not KOMBU_SWEEPS_AS_TOLD:
-            interval = self.channel.unacked_restore_throttle
-        return super().restore_visible(start=start, num=num, interval=interval)
-
     def reject(self, delivery_tag, requeue=False):
         if requeue:
             return super().reject(delivery_tag, requeue=True)
@@ -104,11 +95,6 @@ class Channel(redis.Channel):
         "dead_letter_queue",
         "delivery_limit",
     )
-    if not KOMBU_SWEEPS_AS_TOLD:
-        #: Seconds between two sweeps, and how many sweeps make one scan (kombu 5.7's).
-        unacked_restore_interval = 10
-        unacked_restore_throttle = 10
-        from_transport_options += ("unacked_restore_interval", "unacked_restore_throttle")
 
     def dead_letter(self, payload, exchange, routing_key, pipe, *, reason: str) -> None:
         """Add ``payload`` to the dead-letter queue within ``pipe``, with an ``x-death`` entry."""
@@ -143,24 +129,3 @@ class Channel(redis.Channel):
 
 class Transport(redis.Transport):
     Channel = Channel
-
-    def register_with_event_loop(self, connection, loop):
-        super().register_with_event_loop(connection, loop)
-        if KOMBU_SWEEPS_AS_TOLD:
-            return
-        # kombu before 5.7 sweeps every 10 s: add a sweep at the interval asked for,
-        # replacing the one of a previous connection.
-        cycle = self.cycle
-        interval = connection.client.transport_options.get(
-            "unacked_restore_interval", Channel.unacked_restore_interval
-        )
-        previous = getattr(cycle, "conveyor_sweep", None)
-        if previous is not None:
-            previous.cancel()
-        if 0 < interval < Channel.unacked_restore_interval:
-            cycle.conveyor_sweep = loop.call_repeatedly(interval, self._sweep)
-
-    def _sweep(self):
-        # A lost connection is being re-established: the next sweep tries again.
-        with contextlib.suppress(*self.connection_errors):
-            self.cycle.maybe_restore_messages()

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from apps.delivery.prefork import CELERY_ACKS_WHILE_STOPPING
+from apps.delivery.celery_overrides import CELERY_56
+from apps.delivery.processes.brokers import restore_unacknowledged
 from apps.payments import gateway
 from apps.payments.models import Payment
 from apps.payments.tasks import process_payment
-from config.dev_services import restore_unacknowledged
 from tests.servers import wait_until
 from tests.tasks import sleep_ignoring_sigterm, sleep_then_return
 
@@ -100,7 +100,7 @@ def test_a_retry_waiting_for_its_countdown_survives_a_worker_restart(
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PROCESSED
     assert gateway.charge_count(idempotency_key=str(payment.id)) == 1
-    assert payment.attempts == 2 or (not CELERY_ACKS_WHILE_STOPPING and payment.attempts == 3)
+    assert payment.attempts == 2 or (CELERY_56 and payment.attempts == 3)
 
 
 def group_alive(pgid: int) -> bool:
@@ -140,7 +140,7 @@ def test_a_task_deaf_to_cold_shutdown_is_killed_with_its_worker_and_kept_at_the_
 
 def test_the_supervisor_rejects_a_shutdown_time_that_is_not_a_number():
     run = subprocess.run(
-        [sys.executable, "-m", "apps.delivery.supervise", "--", "true"],
+        [sys.executable, "-m", "apps.delivery.processes.supervise", "--", "true"],
         env={**os.environ, "WORKER_COLD_SHUTDOWN_SECONDS": "soon"},
         capture_output=True,
         text=True,

@@ -19,7 +19,7 @@ def broker(own_broker):
 
 def health(check, env, *args):
     result = subprocess.run(
-        [sys.executable, "-m", "apps.delivery.health", check, *args],
+        [sys.executable, "-m", "apps.delivery.processes.health", check, *args],
         cwd=BASE_DIR,
         env=env,
         capture_output=True,

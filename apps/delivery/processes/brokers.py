@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m config.dev_services redis --port 6379 --dir .run/redis
-    python -m config.dev_services rabbitmq --port 5672 --dir .run/rabbitmq
-    python -m config.dev_services answers postgres://127.0.0.1:5432/db   # exit 0 if it answers
+    python -m apps.delivery.processes.brokers redis --port 6379 --dir .run/redis
+    python -m apps.delivery.processes.brokers rabbitmq --port 5672 --dir .run/rabbitmq
+    python -m apps.delivery.processes.brokers answers postgres://127.0.0.1:5432/db  # exit 0: up
 
 If something already answers on the port (a broker installed as a system service,
 say), the command says so and waits until it is stopped, so ``honcho start`` keeps
@@ -18,6 +18,7 @@ worker, which stops at the same moment, still needs the broker to acknowledge th
 it finishes, and on Redis to take back the tasks it hands back, or those would wait for
 the visibility timeout.
 
+The tests start their throwaway brokers with the same commands and environment.
 This module imports nothing from Django: it starts in milliseconds.
 """
 
@@ -34,6 +35,8 @@ import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from .supervise import die_with_parent
 
 #: Debian's /usr/sbin/rabbitmq-server switches to the rabbitmq user; the upstream
 #: script next to it runs as whoever starts it, which is what a dev node needs.
@@ -179,6 +182,8 @@ def restore_unacknowledged(port: int) -> None:
     import redis
     from kombu import Connection
 
+    from ..celery_overrides import REDIS_TRANSPORT
+
     for db in range(16):
         try:
             if not redis.Redis(port=port, db=db).exists("unacked"):
@@ -188,7 +193,7 @@ def restore_unacknowledged(port: int) -> None:
         url = "redis://127.0.0.1:%d/%d" % (port, db)
         with Connection(
             url,
-            transport="apps.delivery.redis_transport:Transport",
+            transport=REDIS_TRANSPORT,
             transport_options={"visibility_timeout": 0},
         ) as connection:
             qos = connection.default_channel.qos
@@ -206,8 +211,6 @@ def run_until_stopped(
 ) -> int:
     """Run the server in ``cwd`` (where a crashing server writes its dumps); on
     SIGTERM/SIGINT, stop it once ``clients()`` is 0 (or in time)."""
-    from apps.delivery.supervise import die_with_parent
-
     # A session of its own: honcho's SIGTERM to our group must not reach the server.
     server = subprocess.Popen(
         command, env=env, cwd=cwd, start_new_session=True, preexec_fn=die_with_parent()
@@ -257,7 +260,7 @@ def url_answers(url: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["answers"]:
-        # python -m config.dev_services answers URL: exit 0 if the server answers.
+        # answers URL: exit 0 if the server answers.
         raise SystemExit(0 if url_answers(argv[1]) else 1)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("service", choices=["redis", "rabbitmq"])

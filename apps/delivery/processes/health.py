@@ -1,12 +1,12 @@
 """Health checks, one command each, fast enough for a container health check.
 
-    python -m apps.delivery.health web      # GET /healthz: database and broker reachable
-    python -m apps.delivery.health worker   # the worker's heartbeat is fresh
-    python -m apps.delivery.health beat     # beat's scheduler heartbeat is fresh
+    python -m apps.delivery.processes.health web      # GET /healthz: database and broker
+    python -m apps.delivery.processes.health worker   # the worker's heartbeat is fresh
+    python -m apps.delivery.processes.health beat     # beat's scheduler heartbeat is fresh
 
 Each prints one JSON line and exits 0 when healthy, 1 otherwise. A worker touches its
 heartbeat file every few seconds while it is connected to the broker and consuming
-(:class:`apps.delivery.bootsteps.WorkerHeartbeat`); beat touches its file on every
+(:class:`apps.delivery.celery_overrides.bootsteps.WorkerHeartbeat`); beat touches its file on every
 scheduler tick. The files live in ``RUN_DIR/heartbeats``.
 
 This module imports nothing from Django: a check starts in milliseconds.
@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
+BASE_DIR = Path(__file__).resolve().parents[3]
 #: How often a worker touches its heartbeat; beat ticks at least this often too.
 HEARTBEAT_INTERVAL_SECONDS = 5
 #: A heartbeat older than this means the process is stuck or disconnected.

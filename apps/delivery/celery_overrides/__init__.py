@@ -1,0 +1,60 @@
+"""Everything Conveyor plugs into Celery and kombu: the code a Celery upgrade can break.
+
+Each module subclasses or hooks a Celery/kombu component, named by a setting. What each
+relies on beyond the documented API, checked against the versions in
+:data:`CHECKED_AGAINST` (``make test`` runs the newest, ``make test-oldest`` the oldest):
+
+- :mod:`.app` (the app class, ``config/celery.py``): ``Celery.prepare_config``.
+- :mod:`.consumer` (``worker_consumer``): ``celery.worker.consumer.Consumer`` methods
+  ``connect``, ``update_strategies`` and its ``strategies`` dict,
+  ``cancel_active_requests`` (the cold shutdown), ``on_unknown_task``,
+  ``on_invalid_task``, ``on_unknown_message``, ``on_decode_error``; the task consumer's
+  ``channel.qos``; ``app.amqp.queues``.
+- :mod:`.redis_transport` (``broker_transport`` on Redis): ``kombu.transport.redis``
+  ``QoS.reject``, ``_delivered``, ``_dirty``, ``unacked_key``, ``unacked_index_key``,
+  ``_remove_from_indices``, ``channel.conn_or_acquire``, ``virtual.QoS.ack``;
+  ``Channel.from_transport_options``, ``_lookup``, ``_do_restore_message`` (every
+  restore passes there) and ``global_keyprefix``; the message envelope kombu stores.
+- :mod:`.beat` (``beat_scheduler``): ``PersistentScheduler.apply_async(entry, producer,
+  advance)`` and ``tick``; ``crontab.remaining_delta`` and ``nowfun``.
+- :mod:`.bootsteps` (``app.steps["consumer"]``): the consumer's ``timer`` and
+  ``hostname``; the step ``celery.worker.consumer.tasks:Tasks``.
+- :mod:`.signals`: the ``quiet`` attribute of the worker that ``celeryd_after_setup``
+  passes.
+- :mod:`.compat56`, on 5.6 only: ``Consumer.on_connection_error_after_connected``,
+  ``celery.worker.state.active_requests`` and ``Request.cancel``;
+  ``prefork.TaskPool.on_stop``, the event loop's ``_pop_ready``, ``call_soon``,
+  ``on_callback_error`` and the promises the consumer queues there;
+  ``QoS.restore_visible``, ``Transport.register_with_event_loop``, the cycle's
+  ``maybe_restore_messages``.
+
+``pyproject.toml`` caps ``celery`` and ``kombu`` below the release after the newest one
+checked (a test holds the two together): a new minor release is taken only once these
+have been checked against it and it is added here.
+
+The class paths below are what settings name; on 5.6 they are those of
+:mod:`.compat56`. Importing this package imports neither Django nor the classes.
+"""
+
+from __future__ import annotations
+
+import celery
+import kombu
+
+#: The releases of each package that these overrides were checked against, oldest first.
+CHECKED_AGAINST = {"celery": ("5.6.3", "5.7.0"), "kombu": ("5.6.2", "5.7.0")}
+
+#: Celery 5.6 and kombu 5.6 need :mod:`.compat56`.
+CELERY_56 = celery.VERSION < (5, 7)
+KOMBU_56 = kombu.VERSION < (5, 7)
+
+#: ``CELERY_WORKER_CONSUMER``: dead-letters what it cannot run, releases on cold shutdown.
+WORKER_CONSUMER = "%s.%s:Consumer" % (__name__, "compat56.consumer" if CELERY_56 else "consumer")
+#: ``CELERY_WORKER_POOL``: Celery's prefork pool (on 5.6, one that acknowledges while
+#: it stops).
+WORKER_POOL = "%s.compat56.pool:TaskPool" % __name__ if CELERY_56 else "prefork"
+#: ``CELERY_BROKER_TRANSPORT`` on Redis: kombu's, with dead-lettering.
+REDIS_TRANSPORT = "%s.%s:Transport" % (
+    __name__,
+    "compat56.redis_transport" if KOMBU_56 else "redis_transport",
+)

@@ -1,0 +1,48 @@
+"""Applying the ``LOGGING`` setting: Django's ``LOGGING_CONFIG`` and Celery's set-up call
+:func:`configure`, so web, worker and beat log the same way."""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import sys
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .formats import JsonFormatter, JsonLines
+
+
+def configure(config: dict) -> None:
+    """Apply a ``LOGGING`` dict.
+
+    Python warnings become log records. In JSON mode, lines printed to stdout or
+    stderr become JSON records too, so that every line a process writes is JSON.
+    """
+    if is_json(config):
+        JsonLines.install()
+        sys.excepthook = _log_uncaught(sys.excepthook)
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)
+
+
+def is_json(config: dict) -> bool:
+    """Return True if a ``LOGGING`` dict formats its records with :class:`JsonFormatter`."""
+    factory = config.get("formatters", {}).get("default", {}).get("()", "")
+    return factory == "%s.%s" % (JsonFormatter.__module__, JsonFormatter.__qualname__)
+
+
+def _log_uncaught(previous):
+    if getattr(previous, "logs_uncaught", False):
+        return previous
+
+    def hook(exc_type, exc, tb):
+        # A configuration error is the previous hook's: one line, and exit.
+        if issubclass(exc_type, ImproperlyConfigured | KeyboardInterrupt):
+            return previous(exc_type, exc, tb)
+        logging.getLogger("uncaught").critical(
+            "Uncaught %s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb)
+        )
+        return None
+
+    hook.logs_uncaught = True
+    return hook
