@@ -4,7 +4,8 @@ Each module subclasses or hooks a Celery/kombu component, named by a setting. Wh
 relies on beyond the documented API, checked against the versions in
 :data:`CHECKED_AGAINST` (``make test`` runs the newest, ``make test-oldest`` the oldest):
 
-- :mod:`.app` (the app class, ``config/celery.py``): ``Celery.prepare_config``.
+- :mod:`.app` (the app class, ``config/celery.py``): ``Celery.prepare_config``; the
+  loader's ``override_backends``.
 - :mod:`.consumer` (``worker_consumer``): ``celery.worker.consumer.Consumer`` methods
   ``connect``, ``update_strategies`` and its ``strategies`` dict,
   ``cancel_active_requests`` (the cold shutdown), ``on_unknown_task``,
@@ -26,7 +27,7 @@ relies on beyond the documented API, checked against the versions in
   ``prefork.TaskPool.on_stop``, the event loop's ``_pop_ready``, ``call_soon``,
   ``on_callback_error`` and the promises the consumer queues there;
   ``QoS.restore_visible``, ``Transport.register_with_event_loop``, the cycle's
-  ``maybe_restore_messages``.
+  ``maybe_restore_messages``; ``rpc.ResultConsumer.reconnect_on_error``.
 
 ``pyproject.toml`` caps ``celery`` and ``kombu`` below the release after the newest one
 checked (a test holds the two together): a new minor release is taken only once these
@@ -58,3 +59,6 @@ REDIS_TRANSPORT = "%s.%s:Transport" % (
     __name__,
     "compat56.redis_transport" if KOMBU_56 else "redis_transport",
 )
+#: Result backends by URL scheme, in place of Celery's (the app's loader
+#: ``override_backends``): on 5.6, an ``rpc://`` that survives a polling timeout.
+RESULT_BACKENDS = {"rpc": "%s.compat56.rpc:RPCBackend" % __name__} if CELERY_56 else {}

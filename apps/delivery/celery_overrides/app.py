@@ -1,5 +1,6 @@
 """The Celery application class: Celery that refuses to configure itself from a misspelt
-``CELERY_*`` setting (:mod:`apps.delivery.checks`).
+``CELERY_*`` setting (:mod:`apps.delivery.checks`), and that takes Conveyor's result
+backends where Celery's fall short (``RESULT_BACKENDS``).
 
 ``config/celery.py`` creates the project's app from it.
 """
@@ -10,6 +11,7 @@ from celery import Celery
 from django.conf import settings
 
 from ..checks import check_celery_settings
+from . import RESULT_BACKENDS
 
 
 class ConveyorCelery(Celery):
@@ -17,4 +19,5 @@ class ConveyorCelery(Celery):
         # Runs once, when the configuration is first read; unlike a signal receiver,
         # an exception raised here stops the process.
         check_celery_settings(settings)
+        self.loader.override_backends = {**self.loader.override_backends, **RESULT_BACKENDS}
         return super().prepare_config(c)
