@@ -8,6 +8,10 @@ VENV ?= .venv
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/conveyor
 #: Set to 1 to make `make test` fail when PostgreSQL does not answer (CI does).
 REQUIRE_POSTGRES ?= 0
+#: Test processes run side by side (pytest-xdist). The tests mostly wait on brokers and
+#: workers, so one more than the cores keeps them busy; each process starts its own brokers.
+TEST_PROCESSES ?= $(shell echo $$(( $$(nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2) + 1 )))
+PYTEST := pytest -n $(TEST_PROCESSES) --dist worksteal
 #: `make test-oldest` runs the tests with the oldest Celery and kombu Conveyor
 #: supports, the versions nixpkgs (the Nix flake) provides, in a virtualenv of their own.
 OLDEST_VENV ?= .venv-oldest
@@ -21,7 +25,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 endif
 
-.PHONY: help install migrate dev test test-sqlite test-postgres test-oldest lint format bench clean
+.PHONY: help install migrate dev test test-quick test-sqlite test-postgres test-oldest lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -44,12 +48,15 @@ dev: migrate ## Run Redis, RabbitMQ, web, worker and beat under honcho (Ctrl-C s
 
 test: test-sqlite test-postgres ## Run the whole test suite on SQLite, then on PostgreSQL
 
+test-quick: $(INSTALLED) ## Run the tests that need no broker (pytest -m "not broker", seconds)
+	env -u DATABASE_URL pytest -m "not broker"
+
 test-sqlite: $(INSTALLED) ## Run the test suite on SQLite
-	env -u DATABASE_URL pytest
+	env -u DATABASE_URL $(PYTEST)
 
 test-postgres: $(INSTALLED) ## Run the test suite on PostgreSQL ($(POSTGRES_TEST_URL))
 	@if python -m apps.delivery.processes.brokers answers '$(POSTGRES_TEST_URL)'; then \
-		DATABASE_URL='$(POSTGRES_TEST_URL)' pytest; \
+		DATABASE_URL='$(POSTGRES_TEST_URL)' $(PYTEST); \
 	elif [ '$(REQUIRE_POSTGRES)' = 1 ]; then \
 		echo 'PostgreSQL does not answer at $(POSTGRES_TEST_URL).' >&2; exit 1; \
 	else \
@@ -63,7 +70,7 @@ $(OLDEST_VENV)/.installed: pyproject.toml
 	@touch $@
 
 test-oldest: $(OLDEST_VENV)/.installed ## Run the test suite on SQLite with Celery and kombu 5.6 (nixpkgs' versions)
-	env -u DATABASE_URL $(OLDEST_VENV)/bin/pytest
+	env -u DATABASE_URL $(OLDEST_VENV)/bin/$(PYTEST)
 
 lint: $(INSTALLED) ## Check style (ruff lint and format)
 	ruff check .

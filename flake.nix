@@ -32,6 +32,7 @@
             pytest
             pytest-django
             pytest-timeout
+            pytest-xdist
             gunicorn
             whitenoise
           ]
@@ -122,7 +123,7 @@
               export HOME=$TMPDIR/home RUN_DIR=$TMPDIR/run PYTHONPATH=$PWD
               mkdir -p "$HOME"
               unset DATABASE_URL
-              pytest -p no:cacheprovider
+              pytest -p no:cacheprovider -n auto --dist worksteal
               touch $out
             '';
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
+import kombu.pools
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
@@ -20,6 +21,25 @@ from config import celery_app
 from config.environment import broker_transport, default_result_backend
 from tests.processes import Beat, Web, Worker
 from tests.servers import RabbitMQServer, RedisServer, free_port
+
+#: Fixtures that start a broker (and the tests' worker, beat and web processes need one):
+#: every test that uses one, directly or through another fixture, is marked ``broker``,
+#: so that ``pytest -m "not broker"`` is the quick loop.
+BROKER_FIXTURES = {
+    "redis_server",
+    "rabbitmq_server",
+    "broker",
+    "own_broker",
+    "stack",
+    "stack_with_its_own_brokers",
+    "stack_on_a_running_redis",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.broker)
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +81,10 @@ def use_broker(broker_url: str, result_backend: str) -> None:
     for name, value in changes.items():
         setattr(django_settings, "CELERY_" + name.upper(), value)
     celery_app.conf.update(changes)
-    celery_app._after_fork()  # drops the connection and producer pools
+    celery_app._after_fork()  # drops the app's connection and producer pools
+    # and kombu's, kept by broker URL: a producer of an earlier test on the same broker
+    # would take the queues as declared, when the broker has been emptied since.
+    kombu.pools.reset()
     celery_app._backend_cache = None
     celery_app._local = threading.local()
     # A reply queue of its own: rpc:// results must not reach the previous test's consumer.
@@ -121,17 +144,18 @@ def broker(request):
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
-def own_broker(request, tmp_path):
-    """A broker of the test's own, on each kind in turn, that the test may stop and start."""
-    server = {"redis": RedisServer, "rabbitmq": RabbitMQServer}[request.param](
-        tmp_path / request.param
-    )
-    server.start()
+def own_broker(request):
+    """A broker the test may stop and start, on each kind in turn: the session's server
+    of that kind, empty at the start of the test, and running again after it (the tests
+    of one session run one at a time)."""
+    server = request.getfixturevalue("%s_server" % request.param)
+    server.reset()
     try:
         with broker_for(server) as broker:
             yield broker
     finally:
-        server.stop()
+        if not server.running:
+            server.start()
 
 
 def database_url() -> str:

@@ -90,8 +90,12 @@ class RedisServer:
                 raise RuntimeError("redis-server exited: see %s" % log) from None
             return False
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
+        if self.running:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=20)
 
@@ -158,8 +162,12 @@ class RabbitMQServer:
             timeout=60,
         )
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
+        if self.running:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=60)
         stop_epmd(epmd_port(self.env))

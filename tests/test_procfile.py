@@ -92,12 +92,15 @@ def web_answers(port: int) -> bool:
 
 
 class Stack:
-    """``honcho start`` in the project, on free ports, with its own brokers and RUN_DIR."""
+    """``honcho start`` in the project, on free ports, with its own RUN_DIR, and its own
+    brokers unless it is given the port of one that runs already."""
 
-    def __init__(self, tmp_path: Path, *, redis_port: int | None = None):
+    def __init__(
+        self, tmp_path: Path, *, redis_port: int | None = None, rabbitmq_port: int | None = None
+    ):
         self.marker = "CONVEYOR_TEST_%s" % uuid.uuid4().hex
         self.redis_port, self.web_port = redis_port or free_port(), free_port()
-        rabbitmq_port = free_port(offset=20000)
+        rabbitmq_port = rabbitmq_port or free_port(offset=20000)
         self.env_file = tmp_path / "honcho.env"
         self.env_file.write_text("")
         self.env = {
@@ -159,25 +162,36 @@ def running(stack: Stack):
 
 
 @pytest.fixture
-def stack(tmp_path, transactional_db):
+def stack_with_its_own_brokers(tmp_path, transactional_db):
     with running(Stack(tmp_path)) as stack:
         yield stack
 
 
 @pytest.fixture
-def stack_on_a_running_redis(tmp_path, transactional_db):
+def stack(tmp_path, transactional_db, rabbitmq_server):
+    """The stack on Redis; the Procfile's rabbitmq entry only watches the session's node."""
+    with running(Stack(tmp_path, rabbitmq_port=rabbitmq_server.port)) as stack:
+        yield stack
+
+
+@pytest.fixture
+def stack_on_a_running_redis(tmp_path, transactional_db, rabbitmq_server):
     """The stack on a Redis that ran before it (a system service, say), which the
     Procfile's redis entry only watches."""
     server = RedisServer(tmp_path / "system-redis")
     server.start()
     try:
-        with running(Stack(tmp_path, redis_port=server.port)) as stack:
+        stack = Stack(tmp_path, redis_port=server.port, rabbitmq_port=rabbitmq_server.port)
+        with running(stack) as stack:
             yield stack
     finally:
         server.stop()
 
 
-def test_honcho_runs_the_stack_and_ctrl_c_lets_the_running_task_finish(stack):
+def test_honcho_runs_the_stack_and_ctrl_c_lets_the_running_task_finish(
+    stack_with_its_own_brokers,
+):
+    stack = stack_with_its_own_brokers
     # given: the whole stack up
     honcho = stack.start()
     honcho.wait_for(r"rabbitmq\.1\s+\|.*Server startup complete", timeout=90)

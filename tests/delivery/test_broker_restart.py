@@ -29,10 +29,11 @@ def test_a_task_running_during_a_broker_restart_runs_again_and_the_worker_carrie
     worker = start_worker(
         concurrency=1,
         env={
-            "REDIS_VISIBILITY_TIMEOUT_SECONDS": "20",
-            "TASK_TIME_LIMIT_SECONDS": "10",
-            "TASK_SOFT_TIME_LIMIT_SECONDS": "9",
-            "TASK_RETRY_BACKOFF_MAX_SECONDS": "5",
+            "REDIS_VISIBILITY_TIMEOUT_SECONDS": "9",
+            "TASK_TIME_LIMIT_SECONDS": "7",
+            "TASK_SOFT_TIME_LIMIT_SECONDS": "6",
+            "TASK_RETRY_BACKOFF_SECONDS": "1",
+            "TASK_RETRY_BACKOFF_MAX_SECONDS": "1",
         },
     )
     # (no result subscription: this process's own result consumer must not see the restart)

@@ -149,10 +149,12 @@ def test_a_message_that_keeps_killing_its_worker_ends_in_the_dead_letter_queue(
     broker, start_worker
 ):
     worker = start_worker(env={"DELIVERY_LIMIT": "2"}, concurrency=1)
-    result = kill_own_process.delay()
+    # (sent without declaring the task queue: the worker declared it with its own limit,
+    # which RabbitMQ would not let this process's settings contradict)
+    result = kill_own_process.apply_async(declare=[])
     worker.wait_for(r"WorkerLostError|Process .* exited", count=3, timeout=60)
     # the third loss is the last: the message is dead-lettered, not requeued again
-    assert add.delay(1, 2).get(timeout=30) == 3
+    assert add.apply_async((1, 2), declare=[]).get(timeout=30) == 3
     dead_lettered(broker, 1)
     letter = box().get(result.id)
     assert letter.task_name == "tests.tasks.kill_own_process"
