@@ -42,6 +42,24 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.broker)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test, for fixtures that report a failure."""
+    report = yield
+    setattr(item, "report_%s" % report.when, report)
+    return report
+
+
+def report_if_failed(request, processes) -> None:
+    """After a failed test, print the last lines of the processes it started: shown
+    under the failure, they say what a worker, beat or web process was doing."""
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed:
+        return
+    for process in processes:
+        print("\n----- last lines of %s -----\n%s" % (process.name, "\n".join(process.lines[-60:])))
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis"))
@@ -188,7 +206,7 @@ def process_env(broker, transactional_db, tmp_path):
 
 
 @pytest.fixture
-def start_worker(process_env):
+def start_worker(request, process_env):
     """Start ``celery worker`` processes: ``start_worker(concurrency=2, env={...})``."""
     workers = []
 
@@ -211,6 +229,7 @@ def start_worker(process_env):
         return worker.start(ready=ready)
 
     yield start
+    report_if_failed(request, workers)
     # The test is over: no need to wait for a warm shutdown (the next test starts with
     # empty queues and a flushed database). A supervised worker runs in a process group
     # of its own, out of reach of kill(): it is stopped.
@@ -222,7 +241,7 @@ def start_worker(process_env):
 
 
 @pytest.fixture
-def start_beat(process_env, tmp_path):
+def start_beat(request, process_env, tmp_path):
     """Start ``celery beat`` processes, each with its own schedule file."""
     beats = []
 
@@ -238,12 +257,13 @@ def start_beat(process_env, tmp_path):
         return beat.start()
 
     yield start
+    report_if_failed(request, beats)
     for beat in beats:
         beat.kill()
 
 
 @pytest.fixture
-def start_web(process_env):
+def start_web(request, process_env):
     """Start ``manage.py runserver`` on a free port."""
     servers = []
 
@@ -253,6 +273,7 @@ def start_web(process_env):
         return web.start()
 
     yield start
+    report_if_failed(request, servers)
     for web in servers:
         web.stop()
 

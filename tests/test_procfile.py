@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from apps.users.tasks import add
-from tests.conftest import database_url, pointed_at
+from tests.conftest import database_url, pointed_at, report_if_failed
 from tests.processes import Process
 from tests.servers import RedisServer, free_port, wait_until
 from tests.tasks import sleep_ignoring_sigterm, sleep_then_return
@@ -155,34 +155,35 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running(stack: Stack):
+def running(stack: Stack, request):
     with pointed_at(stack.env["CELERY_BROKER_URL"], stack.env["CELERY_RESULT_BACKEND"]):
         yield stack
+        report_if_failed(request, stack.runs)
         stack.kill()
 
 
 @pytest.fixture
-def stack_with_its_own_brokers(tmp_path, transactional_db):
-    with running(Stack(tmp_path)) as stack:
+def stack_with_its_own_brokers(request, tmp_path, transactional_db):
+    with running(Stack(tmp_path), request) as stack:
         yield stack
 
 
 @pytest.fixture
-def stack(tmp_path, transactional_db, rabbitmq_server):
+def stack(request, tmp_path, transactional_db, rabbitmq_server):
     """The stack on Redis; the Procfile's rabbitmq entry only watches the session's node."""
-    with running(Stack(tmp_path, rabbitmq_port=rabbitmq_server.port)) as stack:
+    with running(Stack(tmp_path, rabbitmq_port=rabbitmq_server.port), request) as stack:
         yield stack
 
 
 @pytest.fixture
-def stack_on_a_running_redis(tmp_path, transactional_db, rabbitmq_server):
+def stack_on_a_running_redis(request, tmp_path, transactional_db, rabbitmq_server):
     """The stack on a Redis that ran before it (a system service, say), which the
     Procfile's redis entry only watches."""
     server = RedisServer(tmp_path / "system-redis")
     server.start()
     try:
         stack = Stack(tmp_path, redis_port=server.port, rabbitmq_port=rabbitmq_server.port)
-        with running(stack) as stack:
+        with running(stack, request) as stack:
             yield stack
     finally:
         server.stop()
