@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 
-from .logs.context import correlation, new_correlation_id
+from .logs.context import correlation, new_correlation_id, valid_correlation_id
 
 logger = logging.getLogger(__name__)
-
-#: What a client may send as X-Request-ID: short, and nothing a log reader trips on.
-VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 
 
 class CorrelationIdMiddleware:
@@ -25,10 +21,10 @@ class CorrelationIdMiddleware:
 
     def __call__(self, request):
         incoming = request.headers.get(self.header)
-        correlation_id = incoming if incoming and VALID_REQUEST_ID.match(incoming) else None
+        valid = valid_correlation_id(incoming)
         started = time.monotonic()
-        with correlation(correlation_id or new_correlation_id()) as correlation_id:
-            if incoming and not VALID_REQUEST_ID.match(incoming):
+        with correlation(valid or new_correlation_id()) as correlation_id:
+            if incoming and not valid:
                 logger.warning(
                     "Ignored an invalid %s header (%d characters); using %s.",
                     self.header,

@@ -47,6 +47,7 @@ class TaskFailure(models.Model):
         UNKNOWN_TASK = "unknown_task", "Unknown task name"
         INVALID_MESSAGE = "invalid_message", "Malformed task message"
         UNDECODABLE = "undecodable", "Body refused or undecodable"
+        DELIVERY_LIMIT = "delivery_limit", "Delivered too often without finishing"
 
     task_id = models.CharField(max_length=255, unique=True)
     task_name = models.CharField(max_length=255, blank=True)

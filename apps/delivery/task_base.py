@@ -116,7 +116,7 @@ class DeliveryTask(DjangoTask):
                     exc=exc, countdown=self.retry_delay(), max_retries=self.retry_limit()
                 ) from None
             self._record_failure(exc, final=True)
-            self._dead_lettered(exc, args, kwargs)
+            self.dead_lettered(exc, args, kwargs)
             raise
         self._record_success(key)
         return result
@@ -140,14 +140,16 @@ class DeliveryTask(DjangoTask):
         facts = {**self._arguments(args, kwargs), "task": self.name, "id": self.request.id}
         logger.error(self.discard_message, {**facts, "error": exc})
 
-    def _dead_lettered(self, exc: BaseException, args, kwargs) -> None:
+    def dead_lettered(self, exc: BaseException, args, kwargs) -> None:
+        """Run the task's ``on_dead_letter`` hook for a call whose message goes to the
+        dead-letter queue (a final failure here, or the delivery limit in the consumer)."""
         hook = self._own("on_dead_letter", None)
         if hook is None:
             return
         try:
             hook(**self._arguments(args, kwargs), error=exc)
         except Exception:
-            logger.exception("%s[%s]: on_dead_letter failed.", self.name, self.request.id)
+            logger.exception("%s: on_dead_letter failed for %r %r.", self.name, args, kwargs)
 
     def _record_failure(self, exc: BaseException, *, final: bool) -> None:
         request = self.request

@@ -9,6 +9,8 @@ Controls, for demos, tests and operators (no code changes):
 
 - the payment's ``source``: ``tok_ok`` succeeds, ``tok_decline`` is a permanent decline,
   ``tok_flaky`` fails transiently on its first request and then succeeds;
+  ``tok_crash`` kills the process that calls the gateway, as a crashing driver would
+  (a poison message: its task kills its worker on every delivery);
 - ``GATEWAY_OUTAGE=1``: every request fails transiently (the gateway is down);
 - ``GATEWAY_FAILURE_RATE``: probability that a request fails transiently;
 - ``GATEWAY_LATENCY_MS``: how long the gateway takes to answer. It accepts the charge
@@ -22,7 +24,9 @@ outside ``transaction.atomic()``, as one calls any external service.
 from __future__ import annotations
 
 import logging
+import os
 import random
+import signal
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,7 +42,7 @@ from .models import GatewayRequest
 logger = logging.getLogger(__name__)
 
 #: Test tokens the simulated gateway knows.
-TOKENS = ("tok_ok", "tok_decline", "tok_flaky")
+TOKENS = ("tok_ok", "tok_decline", "tok_flaky", "tok_crash")
 
 
 class GatewayError(Exception):
@@ -72,6 +76,9 @@ def charge(*, idempotency_key: str, amount: Decimal, currency: str, source: str)
         "currency": currency,
         "source": source,
     }
+    if source == "tok_crash":
+        logger.critical("Gateway driver crashed charging %s: the process dies.", idempotency_key)
+        os.kill(os.getpid(), signal.SIGKILL)
     if settings.GATEWAY_OUTAGE:
         _record(request, GatewayRequest.Outcome.UNAVAILABLE)
         raise GatewayUnavailable("gateway unavailable: 503 Service Unavailable")

@@ -114,14 +114,20 @@ def payment_process(*, payment_id: str) -> Payment:
 
 
 def payment_hold(*, payment_id: str, error: BaseException) -> None:
-    """Leave a payment whose retries ran out to an operator (it may still succeed later)."""
+    """Leave a payment whose processing failed for good, but not by a decline, to an
+    operator (it may still succeed later): its retries ran out, or its task kept killing
+    its worker. A declined payment stays failed."""
     updated = Payment.objects.filter(
         id=payment_id, status__in=[Payment.Status.PENDING, Payment.Status.PROCESSING]
     ).update(
-        status=Payment.Status.AWAITING_OPERATOR, last_error=str(error), updated_at=timezone.now()
+        status=Payment.Status.AWAITING_OPERATOR,
+        last_error="%s: %s" % (type(error).__name__, error),
+        updated_at=timezone.now(),
     )
     if updated:
-        logger.error("Payment %s awaits an operator: retries ran out (%s).", payment_id, error)
+        logger.error(
+            "Payment %s awaits an operator: %s: %s", payment_id, type(error).__name__, error
+        )
 
 
 def payment_requeue_pending(*, pending_since, excluding: Collection[str] = ()) -> int:

@@ -144,6 +144,7 @@ if CELERY_RESULT_BACKEND.startswith(("redis://", "rediss://")):
 # A worker started before its broker waits for it instead of exiting.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#result-expires
 CELERY_RESULT_EXPIRES = timedelta(seconds=env.int("RESULT_EXPIRES_SECONDS", default=86400))
 # A result the worker cannot store (backend briefly down) is retried, not dropped.
@@ -210,10 +211,19 @@ CELERY_TASK_DEFAULT_EXCHANGE = TASK_EXCHANGE.name
 CELERY_TASK_DEFAULT_EXCHANGE_TYPE = TASK_EXCHANGE.type
 CELERY_TASK_DEFAULT_ROUTING_KEY = TASK_QUEUE
 
-#: How many times a message may be handed out again (after a crash or a requeue)
-#: before it goes to the dead-letter queue instead: a message that kills its worker
-#: every time must not come back forever.
+#: How many times a message may be delivered without finishing (its worker died, it was
+#: handed back) before the worker dead-letters it instead of running it again: a message
+#: that kills its worker every time must not come back forever. The worker enforces it
+#: (apps/delivery/celery_overrides/consumer.py), so it can change without the queues.
 DELIVERY_LIMIT = env.int("DELIVERY_LIMIT", default=10)
+#: The brokers' own limit behind the worker's (RabbitMQ's x-delivery-limit, the Redis
+#: transport's), for a message no worker could look at. Fixed: the queue's arguments.
+DELIVERY_LIMIT_BACKSTOP = 50
+if not 0 < DELIVERY_LIMIT < DELIVERY_LIMIT_BACKSTOP:
+    raise ConfigurationError(
+        "DELIVERY_LIMIT=%d must be between 1 and %d."
+        % (DELIVERY_LIMIT, DELIVERY_LIMIT_BACKSTOP - 1)
+    )
 #: Where messages that failed for good wait for an operator (apps/delivery/dead_letters/).
 DEAD_LETTER_QUEUE = "dead_letter"
 # Queue arguments are RabbitMQ's; Redis gets the same behaviour from
@@ -221,7 +231,7 @@ DEAD_LETTER_QUEUE = "dead_letter"
 TASK_QUEUE_ARGUMENTS = {
     # Quorum queues are replicated, survive a broker restart and count deliveries.
     "x-queue-type": "quorum",
-    "x-delivery-limit": DELIVERY_LIMIT,
+    "x-delivery-limit": DELIVERY_LIMIT_BACKSTOP,
     # A message rejected without requeue (a final failure) goes to the dead-letter
     # queue, and at-least-once: RabbitMQ keeps it until the dead-letter queue has it
     # (which needs reject-publish overflow).
@@ -243,7 +253,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
     # Redis: dead-lettering, as the task queue's arguments give it on RabbitMQ.
     "dead_letter_queue": DEAD_LETTER_QUEUE,
-    "delivery_limit": DELIVERY_LIMIT,
+    "delivery_limit": DELIVERY_LIMIT_BACKSTOP,
 }
 # The Redis transport with dead-lettering (None: kombu's choice by URL scheme).
 CELERY_BROKER_TRANSPORT = broker_transport(CELERY_BROKER_URL)

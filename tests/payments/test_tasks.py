@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from apps.delivery.models import TaskFailure
 from apps.payments import gateway, services
 from apps.payments.models import Payment
 from apps.payments.tasks import process_payment, requeue_pending_payments
@@ -213,3 +214,32 @@ def dead_letter_a_payment_task(payment):
     process_payment.apply_async(
         (str(payment.id),), exchange="dead_letter", routing_key="dead_letter"
     )
+
+
+def test_a_payment_whose_task_kills_its_worker_every_time_ends_awaiting_an_operator(
+    broker, start_worker, make_payment
+):
+    # given: a payment whose charge kills the worker's process, among good ones
+    worker = start_worker(env={"DELIVERY_LIMIT": "2"}, concurrency=1)
+    poison = make_payment(source="tok_crash")
+    process_payment.delay(str(poison.id))
+    good = [make_payment() for _ in range(3)]
+    results = [process_payment.delay(str(payment.id)) for payment in good]
+    # when: it has killed the worker's process as often as the limit allows
+    worker.wait_for(r"is not run again: delivered 2 times without finishing", timeout=90)
+    worker.wait_for(r"Payment %s awaits an operator: DeliveryLimitExceeded" % poison.id)
+    # then: its message is dead-lettered, it waits for an operator, and the rest flows
+    for result in results:
+        result.get(timeout=60)
+    assert len(worker.matching(r"Gateway driver crashed charging %s" % poison.id)) == 2
+    assert all(reloaded(payment).status == Payment.Status.PROCESSED for payment in good)
+    assert reloaded(poison).status == Payment.Status.AWAITING_OPERATOR
+    assert poison.last_error.startswith("DeliveryLimitExceeded: delivered 2 times")
+    assert charges(poison) == 0
+    wait_until(
+        lambda: broker.server.queue_length("dead_letter") == 1,
+        timeout=30,
+        what="the poison payment's message in the dead-letter queue",
+    )
+    failure = TaskFailure.objects.get(args=[str(poison.id)])
+    assert failure.reason == TaskFailure.Reason.DELIVERY_LIMIT

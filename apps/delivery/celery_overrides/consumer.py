@@ -1,14 +1,24 @@
-"""The worker's consumer: dead-letters what it cannot run, instead of dropping it.
+"""The worker's consumer: dead-letters what it cannot run, and never dies of a message.
 
 Celery's consumer rejects an unknown task name or a malformed task message without
 requeue (the broker dead-letters it), but *acknowledges* a body it refuses to decode
-(a content type outside ``accept_content``, such as pickle), which deletes it. This
-consumer records the failure facts first, rejects every such message so it reaches the
-dead-letter queue, and declares that queue each time it connects, before consuming:
-RabbitMQ silently drops a dead letter whose exchange does not exist.
+(a content type outside ``accept_content``, such as pickle), which deletes it, and any
+other error while it turns a message into a task request (a JSON body that is not
+``[args, kwargs, embed]``) stops the worker, and the next one that takes the message.
+This consumer checks each task message before Celery reads it, records the failure
+facts, rejects every message no task can take so it reaches the dead-letter queue, and
+declares that queue each time it connects, before consuming: RabbitMQ silently drops a
+dead letter whose exchange does not exist.
+
+It also enforces the delivery limit itself: a message delivered ``DELIVERY_LIMIT``
+times without finishing (it killed its worker each time) is not run again but
+dead-lettered, with its facts and its task's ``on_dead_letter`` hook, as a final failure
+is. The brokers' own limits (RabbitMQ's ``x-delivery-limit``, the Redis transport's)
+stay behind it as a backstop.
 
 Every line the worker's main process logs about a task message ("Task ... received")
-carries the message's correlation id, as the task's own lines do.
+carries the message's correlation id, as the task's own lines do; an id that is not
+valid (a line break, 100 KB) is replaced before anything logs or passes it on.
 
 At a cold shutdown on Redis it makes every message it holds unacknowledged (the
 cancelled tasks', the prefetched ones, the countdowns waiting) due for redelivery at
@@ -28,12 +38,19 @@ import logging
 import threading
 
 from amqp.exceptions import PreconditionFailed
-from celery.exceptions import WorkerShutdown
+from celery.exceptions import InvalidTaskError, WorkerShutdown
 from celery.worker.consumer import Consumer as CeleryConsumer
+from django.conf import settings
+from kombu.exceptions import ContentDisallowed, DecodeError
 
-from ..dead_letters import declare_dead_letter_queue
+from ..dead_letters import declare_dead_letter_queue, message_id
 from ..failures import failure_record
-from ..logs.context import CORRELATION_HEADER, correlation
+from ..logs.context import (
+    CORRELATION_HEADER,
+    correlation,
+    new_correlation_id,
+    valid_correlation_id,
+)
 from ..models import TaskFailure
 from .redis_transport import QoS as RedisQoS
 
@@ -43,11 +60,22 @@ logger = logging.getLogger(__name__)
 RELEASE_TIMEOUT_SECONDS = 2.0
 
 
+#: The header in which both brokers count a message's earlier deliveries that did not
+#: finish (RabbitMQ's quorum queues, and Conveyor's Redis transport).
+DELIVERY_COUNT_HEADER = "x-delivery-count"
+#: What Celery's own handler turns into a rejection (on_invalid_task, on_decode_error).
+HANDLED_BY_CELERY = (InvalidTaskError, ContentDisallowed, DecodeError)
+
+
 class UnknownTask(LookupError):
     """A message names a task this worker does not have."""
 
     def __init__(self, name: str):
         super().__init__("no task named %r is registered on this worker" % name)
+
+
+class DeliveryLimitExceeded(Exception):
+    """A message was delivered as often as allowed, and never finished."""
 
 
 class Consumer(CeleryConsumer):
@@ -70,7 +98,53 @@ class Consumer(CeleryConsumer):
     def update_strategies(self):
         super().update_strategies()
         for name, strategy in self.strategies.items():
-            self.strategies[name] = _with_correlation(strategy)
+            self.strategies[name] = self._guarded(strategy)
+
+    def _guarded(self, strategy):
+        """A task's message handler, checked first and run with its correlation id."""
+
+        @functools.wraps(strategy)
+        def handle(message, *args, **kwargs):
+            correlation_id = _sanitized_correlation_id(message)
+            with correlation(correlation_id) if correlation_id else contextlib.nullcontext():
+                problem = task_body_problem(message)
+                if problem:
+                    raise InvalidTaskError(problem)
+                deliveries = _earlier_deliveries(message)
+                if deliveries >= settings.DELIVERY_LIMIT:
+                    return self.on_delivery_limit(message, deliveries)
+                try:
+                    return strategy(message, *args, **kwargs)
+                except HANDLED_BY_CELERY:
+                    raise
+                except Exception as exc:
+                    # Celery would stop the worker: the message cannot become a request.
+                    raise InvalidTaskError(
+                        "the message cannot become a task request: %s: %s"
+                        % (type(exc).__name__, exc)
+                    ) from exc
+
+        return handle
+
+    def on_delivery_limit(self, message, deliveries: int) -> None:
+        """Dead-letter a message delivered ``deliveries`` times that never finished."""
+        headers = message.headers
+        exc = DeliveryLimitExceeded(
+            "delivered %d times without finishing (its worker died each time, or it was "
+            "handed back); the delivery limit is %d" % (deliveries, settings.DELIVERY_LIMIT)
+        )
+        logger.error(
+            "Task %s[%s] is not run again: %s. Its message goes to the dead-letter queue.",
+            headers.get("task"),
+            headers.get("id"),
+            exc,
+        )
+        args, kwargs, _ = message.payload
+        self._record(message, TaskFailure.Reason.DELIVERY_LIMIT, exc, args=args, kwargs=kwargs)
+        dead_lettered = getattr(self.app.tasks.get(headers.get("task")), "dead_lettered", None)
+        if dead_lettered is not None:
+            dead_lettered(exc, args, kwargs)
+        message.reject_log_error(logger, self.connection_errors)
 
     def cancel_active_requests(self):
         # Called by the cold shutdown.
@@ -110,18 +184,16 @@ class Consumer(CeleryConsumer):
         )
         message.reject_log_error(logger, self.connection_errors)
 
-    def _record(self, message, reason, exc):
+    def _record(self, message, reason, exc, *, args=None, kwargs=None):
         headers = message.headers or {}
-        task_id = headers.get("id") or (message.properties or {}).get("correlation_id")
-        if not task_id:
-            return
+        task_id = message_id(headers, message.properties or {}, message.body)
         try:
             failure_record(
                 task_id=task_id,
                 task_name=headers.get("task", ""),
                 reason=reason,
-                args=headers.get("argsrepr"),
-                kwargs=headers.get("kwargsrepr"),
+                args=headers.get("argsrepr") if args is None else args,
+                kwargs=headers.get("kwargsrepr") if kwargs is None else kwargs,
                 routing_key=(message.delivery_info or {}).get("routing_key", ""),
                 exc=exc,
                 correlation_id=headers.get(CORRELATION_HEADER, ""),
@@ -148,13 +220,48 @@ def release_unacknowledged(qos: RedisQoS) -> None:
         )
 
 
-def _with_correlation(strategy):
-    """A task's message handler, run with the message's correlation id current."""
+def task_body_problem(message) -> str | None:
+    """What keeps a task message's body from being ``[args, kwargs, embed]``, if anything.
 
-    @functools.wraps(strategy)
-    def handle(message, *args, **kwargs):
-        correlation_id = (message.headers or {}).get(CORRELATION_HEADER)
-        with correlation(str(correlation_id)) if correlation_id else contextlib.nullcontext():
-            return strategy(message, *args, **kwargs)
+    Decoding it may raise ``ContentDisallowed`` or ``DecodeError``, which Celery's
+    handler turns into a rejection. Celery decodes the body in the same place next, and
+    kombu keeps it decoded, so checking costs nothing more.
+    """
+    if "task" not in (message.headers or {}):
+        return None  # Celery's protocol 1, which carries all in the body
+    body = message.payload
+    if not isinstance(body, list | tuple) or len(body) != 3:
+        return "the body is not [args, kwargs, embed]: %.200r" % (body,)
+    args, kwargs, embed = body
+    if not isinstance(args, list | tuple):
+        return "the task's positional arguments are not a list: %.200r" % (args,)
+    if not isinstance(kwargs, dict):
+        return "the task's keyword arguments are not a mapping: %.200r" % (kwargs,)
+    if embed is not None and not isinstance(embed, dict):
+        return "the body's options are not a mapping: %.200r" % (embed,)
+    return None
 
-    return handle
+
+def _earlier_deliveries(message) -> int:
+    try:
+        return int((message.headers or {}).get(DELIVERY_COUNT_HEADER) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _sanitized_correlation_id(message) -> str | None:
+    """The message's correlation id; an invalid one is replaced in the message itself,
+    so that nothing downstream (log lines, the task, its child tasks) sees it."""
+    headers = message.headers or {}
+    value = headers.get(CORRELATION_HEADER)
+    if value is None or valid_correlation_id(value):
+        return value
+    replacement = headers[CORRELATION_HEADER] = new_correlation_id()
+    with correlation(replacement):
+        logger.warning(
+            "Task message %s carried an invalid correlation id (%d characters); using %s.",
+            headers.get("id"),
+            len(str(value)),
+            replacement,
+        )
+    return replacement

@@ -45,6 +45,7 @@ from .box import (
     DeadLetterNotFound,
     dead_letter_queue,
     declare_dead_letter_queue,
+    message_id,
 )
 from .rabbitmq import RabbitMQDeadLetterBox
 from .redis import RedisDeadLetterBox
@@ -57,6 +58,7 @@ __all__ = (
     "dead_letter_queue",
     "dead_letters",
     "declare_dead_letter_queue",
+    "message_id",
 )
 
 

@@ -157,12 +157,19 @@ def dead_letter_from(message: RawMessage, failures: dict[str, TaskFailure]) -> D
     )
 
 
-def _message_id(message: RawMessage) -> str:
-    headers = message.headers or {}
-    letter_id = headers.get("id") or message.properties.get("correlation_id")
+def message_id(headers: dict, properties: dict, body: bytes | str) -> str:
+    """A message's id: its task id, else a name made from its body (the same wherever
+    the message is seen: by the worker that refused it, or in the dead-letter queue)."""
+    letter_id = (headers or {}).get("id") or (properties or {}).get("correlation_id")
     if letter_id:
         return str(letter_id)
-    return "sha1-%s" % hashlib.sha1(message.body).hexdigest()[:16]  # noqa: S324 (a name)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return "sha1-%s" % hashlib.sha1(body).hexdigest()[:16]  # noqa: S324 (a name)
+
+
+def _message_id(message: RawMessage) -> str:
+    return message_id(message.headers, message.properties, message.body)
 
 
 def _arguments(message: RawMessage):

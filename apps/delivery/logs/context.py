@@ -25,6 +25,9 @@ from contextvars import ContextVar
 
 #: The message header that carries the correlation id from publisher to task.
 CORRELATION_HEADER = "x_correlation_id"
+#: What a correlation id may be, whether an HTTP header or a message header brings it:
+#: short, and nothing a log reader trips on (no spaces, no line breaks).
+VALID_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 #: user:password@ in a URL.
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
 #: What the process is, for every record: web, worker or beat.
@@ -58,12 +61,17 @@ def current_task_request():
 
 
 def current_correlation_id() -> str | None:
-    """The correlation id of the current web request or task, if there is one."""
+    """The correlation id of the current web request or task, if there is a valid one."""
     value = _correlation_id.get()
     if value:
         return value
     request = current_task_request()
-    return getattr(request, CORRELATION_HEADER, None) if request is not None else None
+    return valid_correlation_id(getattr(request, CORRELATION_HEADER, None))
+
+
+def valid_correlation_id(value) -> str | None:
+    """``value`` if it is a valid correlation id, else None."""
+    return value if isinstance(value, str) and VALID_CORRELATION_ID.match(value) else None
 
 
 def mask_passwords(text: str) -> str:

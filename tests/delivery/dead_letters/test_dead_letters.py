@@ -149,16 +149,16 @@ def test_a_message_that_keeps_killing_its_worker_ends_in_the_dead_letter_queue(
     broker, start_worker
 ):
     worker = start_worker(env={"DELIVERY_LIMIT": "2"}, concurrency=1)
-    # (sent without declaring the task queue: the worker declared it with its own limit,
-    # which RabbitMQ would not let this process's settings contradict)
-    result = kill_own_process.apply_async(declare=[])
-    worker.wait_for(r"WorkerLostError|Process .* exited", count=3, timeout=60)
-    # the third loss is the last: the message is dead-lettered, not requeued again
-    assert add.apply_async((1, 2), declare=[]).get(timeout=30) == 3
+    result = kill_own_process.delay()
+    worker.wait_for(r"Process '\S+' pid:\d+ exited", count=2, timeout=60)
+    # the second loss is the last: its third delivery is dead-lettered, not run again
+    assert add.delay(1, 2).get(timeout=30) == 3
     dead_lettered(broker, 1)
     letter = box().get(result.id)
     assert letter.task_name == "tests.tasks.kill_own_process"
-    assert letter.deaths[0]["reason"] == "delivery_limit"
+    assert letter.reason == "delivery_limit"
+    assert letter.error.startswith("DeliveryLimitExceeded: delivered 2 times")
+    assert len(worker.matching(r"Process '\S+' pid:\d+ exited")) == 2
 
 
 def test_purge_empties_the_queue_after_confirmation(broker, start_worker, monkeypatch):

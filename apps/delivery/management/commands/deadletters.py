@@ -25,7 +25,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         listing = actions.add_parser(
-            "list", help="a table of the dead letters: id, task, error, age"
+            "list", help="a table of the dead letters: id, task, reason, error, age"
         )
         listing.add_argument("--limit", type=int, default=1000)
         show = actions.add_parser("show", help="everything about one dead letter, as JSON")
@@ -51,14 +51,20 @@ class Command(BaseCommand):
 
     def do_list(self, box, *, limit, **options):
         letters = box.list(limit=limit)
-        rows = [("ID", "TASK", "ERROR", "AGE")] + [
-            (letter.id, letter.task_name or "-", _one_line(letter.error, 70), age_text(letter.age))
+        rows = [("ID", "TASK", "REASON", "ERROR", "AGE")] + [
+            (
+                letter.id,
+                letter.task_name or "-",
+                letter.reason or "-",
+                _one_line(letter.error, 70),
+                age_text(letter.age),
+            )
             for letter in letters
         ]
-        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
         for row in rows:
             cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-            self.stdout.write("  ".join([*cells, row[3]]))
+            self.stdout.write("  ".join([*cells, row[4]]))
         self.stdout.write(_count(letters, ""))
 
     def do_show(self, box, *, id, **options):
