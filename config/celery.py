@@ -17,6 +17,7 @@ app.autodiscover_tasks()
 
 # Logging set-up and correlation ids for every process that loads the app.
 import apps.delivery.celery_overrides.signals  # noqa: E402, F401
-from apps.delivery.celery_overrides.bootsteps import WorkerHeartbeat  # noqa: E402
+from apps.delivery.celery_overrides.bootsteps import OutboxRelay, WorkerHeartbeat  # noqa: E402
 
 app.steps["consumer"].add(WorkerHeartbeat)
+app.steps["worker"].add(OutboxRelay)

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.delivery.failures import failure_facts_expire
 from apps.delivery.idempotency import idempotency_expire
+from apps.delivery.outbox import outbox_expire
 
 
 def cleanup_run() -> dict[str, int]:
@@ -30,4 +31,5 @@ def cleanup_run() -> dict[str, int]:
         "failure_facts": failure_facts_expire(
             older_than=now - settings.FAILURE_RETENTION_DAYS * days
         ),
+        "outbox_messages": outbox_expire(older_than=now - settings.OUTBOX_RETENTION_DAYS * days),
     }

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import IdempotencyRecord, TaskFailure
+from .models import IdempotencyRecord, OutboxMessage, TaskFailure
 
 
 @admin.register(TaskFailure)
@@ -33,4 +33,19 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
     search_fields = ["key", "owner"]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    """Tasks enqueued on commit: pending until the broker has confirmed them."""
+
+    list_display = ["id", "task_name", "task_id", "created_at", "attempts", "last_error", "sent_at"]
+    list_filter = [("sent_at", admin.EmptyFieldListFilter), "task_name"]
+    search_fields = ["task_id", "task_name"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

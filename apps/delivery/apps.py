@@ -13,5 +13,5 @@ class DeliveryConfig(AppConfig):
 
         checks.register(celery_settings_check)
         # Every app's tasks module, in every process (Celery imports them only in workers),
-        # so that a service can enqueue a task by name (apps.delivery.enqueue).
+        # so that a service can enqueue a task by name (apps.delivery.outbox).
         autodiscover_modules("tasks")

@@ -1,5 +1,7 @@
 """Durable records of the delivery machinery."""
 
+import uuid
+
 from django.db import models
 
 
@@ -70,3 +72,44 @@ class TaskFailure(models.Model):
 
     def __str__(self):
         return "%s %s: %s" % (self.task_name or "?", self.task_id, self.exception_type)
+
+
+class OutboxMessage(models.Model):
+    """A task message stored in the database transaction that enqueued it, until the
+    broker has confirmed it (:mod:`apps.delivery.outbox`).
+
+    Written with the business change, so both commit or neither does. Whoever publishes
+    it first claims it for a moment (``claimed_until``), so that another relay leaves it
+    alone meanwhile; once the broker confirmed it, it is ``sent``.
+    """
+
+    #: The order of publication.
+    id = models.BigAutoField(primary_key=True)
+    #: The task id of the message, the same however often it is published.
+    task_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    task_name = models.CharField(max_length=255)
+    args = models.JSONField(default=list)
+    kwargs = models.JSONField(default=dict)
+    #: Message headers to send along (the correlation id of the request that enqueued it).
+    headers = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    #: Until then, the publisher that claimed it has it; others leave it alone.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    #: Publications that failed, the last one's error, and when to try again.
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    #: When the broker confirmed it.
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The relay's question: what is not sent yet, oldest first.
+            models.Index(
+                fields=["id"], condition=models.Q(sent_at__isnull=True), name="outbox_unsent"
+            ),
+            models.Index(fields=["sent_at"], name="outbox_sent_at"),
+        ]
+
+    def __str__(self):
+        return "%s[%s] (%s)" % (self.task_name, self.task_id, "sent" if self.sent_at else "pending")

@@ -48,6 +48,7 @@ from .idempotency import (
     idempotency_release,
 )
 from .logs.context import CORRELATION_HEADER
+from .outbox import enqueue_on_commit
 from .periodic import SLOT_HEADER, slot_key
 from .retries import backoff_delay
 
@@ -92,6 +93,12 @@ class DeliveryTask(DjangoTask):
     #: key's work right now; as ``duplicate_message``, plus ``id`` and ``holder``
     #: (the task ids of this delivery and of the one at work).
     busy_message = "%(task)s[%(id)s] skipped: %(key)s is being worked on by task %(holder)s."
+
+    def delay_on_commit(self, *args, **kwargs) -> str:
+        """Send this task once the current transaction commits, through the transactional
+        outbox (:mod:`apps.delivery.outbox`): stored with the transaction, it reaches the
+        broker even when the broker is down at commit time. Returns the task id."""
+        return enqueue_on_commit(self.name, *args, **kwargs)
 
     def __call__(self, *args, **kwargs):
         request = self.request

@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.delivery.enqueue import enqueue_on_commit
+from apps.delivery.outbox import enqueue_on_commit
 
 from . import gateway
 from .models import Payment

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from apps.delivery.dead_letters import dead_letter_box
+from apps.delivery.outbox import outbox_pending_arguments
 
 from . import services
 from .models import Payment
@@ -32,10 +33,12 @@ def process_payment(payment_id):
 @shared_task(name="apps.payments.tasks.requeue_pending_payments")
 def requeue_pending_payments():
     """Enqueue again the payments pending for longer than ``PAYMENT_PENDING_TIMEOUT_SECONDS``
-    (their task never reached the broker), except those whose task waits in the
-    dead-letter queue for an operator. Return how many were enqueued."""
+    (their task never reached the broker), except those whose task waits in the outbox
+    for the broker or in the dead-letter queue for an operator. A backstop: the outbox
+    delivers every task enqueued on commit. Return how many were enqueued."""
     with dead_letter_box() as box:
         waiting = box.arguments_of(services.PROCESS_PAYMENT)
+    waiting += outbox_pending_arguments(services.PROCESS_PAYMENT)
     return services.payment_requeue_pending(
         pending_since=timezone.now() - timedelta(seconds=settings.PAYMENT_PENDING_TIMEOUT_SECONDS),
         excluding={str(args[0]) for args in waiting if isinstance(args, list) and args},

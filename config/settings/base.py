@@ -144,6 +144,31 @@ if CELERY_RESULT_BACKEND.startswith(("redis://", "rediss://")):
 # A worker started before its broker waits for it instead of exiting.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+#: The longest a process sending a task (a web request, say) waits on the broker. A
+#: task enqueued on commit (the outbox) is sent by a worker's relay later if the broker
+#: does not take it within this; a plain delay() raises instead of hanging.
+ENQUEUE_TIMEOUT_SECONDS = env.float("ENQUEUE_TIMEOUT_SECONDS", default=2.0)
+if not 0 < ENQUEUE_TIMEOUT_SECONDS <= 30:
+    raise ConfigurationError(
+        "ENQUEUE_TIMEOUT_SECONDS=%s must be above 0 and at most 30." % ENQUEUE_TIMEOUT_SECONDS
+    )
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-timeout
+CELERY_BROKER_CONNECTION_TIMEOUT = ENQUEUE_TIMEOUT_SECONDS
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-publish-retry-policy
+# A publish is retried twice, quickly, and then fails: bounded by ENQUEUE_TIMEOUT_SECONDS
+# with the connection timeout above.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": ENQUEUE_TIMEOUT_SECONDS / 4,
+    "interval_max": ENQUEUE_TIMEOUT_SECONDS / 4,
+}
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#result-backend-transport-options
+# Redis results: a sender subscribes to its result before it sends the task; with Redis
+# down, give up as the publish does (Celery's default is 20 attempts a second apart).
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": CELERY_TASK_PUBLISH_RETRY_POLICY}
+#: How often a worker's outbox relay looks for messages the broker has not taken yet.
+OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=1.0)
 
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#result-expires
 CELERY_RESULT_EXPIRES = timedelta(seconds=env.int("RESULT_EXPIRES_SECONDS", default=86400))
@@ -355,6 +380,8 @@ if BEAT_SCHEDULE_OVERRIDE_SECONDS:
 IDEMPOTENCY_RETENTION_DAYS = env.int("IDEMPOTENCY_RETENTION_DAYS", default=7)
 #: Days failure facts of tasks that are no longer dead-lettered are kept.
 FAILURE_RETENTION_DAYS = env.int("FAILURE_RETENTION_DAYS", default=30)
+#: Days an outbox message is kept once the broker has it.
+OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=1)
 #: Days a dead letter is kept before it is purged; unset: kept until an operator acts.
 DEAD_LETTER_RETENTION_DAYS = env.int("DEAD_LETTER_RETENTION_DAYS", default=None)
 #: A payment still pending after this long never reached the broker: it is enqueued again.

@@ -5,8 +5,10 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
+from apps.delivery.models import OutboxMessage
 from apps.payments import gateway, services
 from apps.payments.models import Payment
+from apps.payments.tasks import process_payment
 
 
 def charges(payment):
@@ -18,17 +20,22 @@ def test_creating_a_payment_enqueues_its_processing_when_the_transaction_commits
     django_capture_on_commit_callbacks, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr(
-        "apps.payments.tasks.process_payment.delay", lambda *args: sent.append(args)
-    )
+    monkeypatch.setattr("apps.delivery.outbox.publish", sent.append)
     # when
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         payment, created = services.payment_create(amount=Decimal("12.50"), currency="EUR")
-        assert sent == []  # nothing is sent before the commit
+        # the task is stored with the payment, and nothing is sent before the commit
+        (stored,) = OutboxMessage.objects.all()
+        assert (stored.task_name, stored.args) == (process_payment.name, [str(payment.id)])
+        assert sent == []
     # then
     assert created
     assert len(callbacks) == 1
-    assert sent == [(str(payment.id),)]
+    assert [(message.task_name, message.args) for message in sent] == [
+        ("apps.payments.tasks.process_payment", [str(payment.id)])
+    ]
+    stored.refresh_from_db()
+    assert stored.sent_at is not None
 
 
 class RollBack(Exception):
@@ -47,6 +54,7 @@ def test_a_rolled_back_payment_enqueues_nothing(django_capture_on_commit_callbac
         create_then_fail()
     assert callbacks == []
     assert not Payment.objects.exists()
+    assert not OutboxMessage.objects.exists()
 
 
 @pytest.mark.django_db

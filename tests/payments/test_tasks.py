@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from apps.delivery.models import TaskFailure
+from apps.delivery.models import OutboxMessage, TaskFailure
 from apps.payments import gateway, services
 from apps.payments.models import Payment
 from apps.payments.tasks import process_payment, requeue_pending_payments
@@ -195,18 +195,21 @@ def test_the_api_payment_is_processed_once_and_repeated_celery_calls_charge_noth
 def test_a_payment_stuck_pending_is_enqueued_again_unless_it_waits_for_an_operator(
     broker, start_worker, make_payment
 ):
-    # given: two payments pending for an hour; one's task is in the dead-letter queue
+    # given: three payments pending for an hour; one's task is in the dead-letter queue,
+    # another's waits in the outbox for the broker
     worker = start_worker(env={"TASK_MAX_RETRIES": "0"})
-    stuck, dead = make_payment(), make_payment()
+    stuck, dead, waiting = make_payment(), make_payment(), make_payment()
     Payment.objects.update(created_at=timezone.now() - timedelta(hours=1))
     dead_letter_a_payment_task(dead)
+    OutboxMessage.objects.create(task_name=process_payment.name, args=[str(waiting.id)])
     # when
     assert requeue_pending_payments() == 1
-    # then: the lost one is processed; the dead-lettered one is left alone
+    # then: the lost one is processed; the others are left alone
     worker.wait_for(r"Payment %s processed" % stuck.id)
     dead.refresh_from_db()
     assert dead.status == Payment.Status.PENDING
     assert broker.server.queue_length("dead_letter") == 1
+    assert OutboxMessage.objects.filter(args=[str(waiting.id)]).count() == 1
 
 
 def dead_letter_a_payment_task(payment):

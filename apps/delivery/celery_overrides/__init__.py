@@ -16,6 +16,8 @@ relies on beyond the documented API, checked against the versions in
   ``_remove_from_indices``, ``channel.conn_or_acquire``, ``virtual.QoS.ack``;
   ``Channel.from_transport_options``, ``_lookup``, ``_do_restore_message`` (every
   restore passes there) and ``global_keyprefix``; the message envelope kombu stores.
+- :mod:`.results` (the ``rpc`` result backend): ``RPCBackend.on_task_call``,
+  ``binding``; ``celery._state.task_join_will_block``.
 - :mod:`.beat` (``beat_scheduler``): ``PersistentScheduler.apply_async(entry, producer,
   advance)`` and ``tick``; ``crontab.remaining_delta`` and ``nowfun``.
 - :mod:`.bootsteps` (``app.steps["consumer"]``): the consumer's ``timer`` and
@@ -60,5 +62,8 @@ REDIS_TRANSPORT = "%s.%s:Transport" % (
     "compat56.redis_transport" if KOMBU_56 else "redis_transport",
 )
 #: Result backends by URL scheme, in place of Celery's (the app's loader
-#: ``override_backends``): on 5.6, an ``rpc://`` that survives a polling timeout.
-RESULT_BACKENDS = {"rpc": "%s.compat56.rpc:RPCBackend" % __name__} if CELERY_56 else {}
+#: ``override_backends``): an ``rpc://`` whose reply-queue declaration gives up in time
+#: (on 5.6, one that also survives a polling timeout).
+RESULT_BACKENDS = {
+    "rpc": "%s.%s:RPCBackend" % (__name__, "compat56.rpc" if CELERY_56 else "results")
+}

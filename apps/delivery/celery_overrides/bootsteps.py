@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from celery import bootsteps
 
@@ -48,3 +49,49 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
         self.stop(parent)
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+class OutboxRelay(bootsteps.StartStopStep):
+    """Publish what waits in the transactional outbox, in a thread of the worker's main
+    process, every ``OUTBOX_RELAY_INTERVAL_SECONDS`` (at once again after a full batch).
+
+    Every worker runs one; each message is claimed before it is published, so they never
+    publish the same one twice at once (:func:`apps.delivery.outbox.relay_due`).
+    """
+
+    #: Messages published per pass.
+    BATCH = 100
+
+    def __init__(self, parent, **kwargs):
+        super().__init__(parent, **kwargs)
+        self.stopped = threading.Event()
+        self.thread = None
+
+    def start(self, parent):
+        self.stopped.clear()
+        self.thread = threading.Thread(target=self.run, name="outbox-relay", daemon=True)
+        self.thread.start()
+
+    def run(self):
+        from django.conf import settings
+        from django.db import close_old_connections, connection
+
+        from ..outbox import relay_due
+
+        interval = settings.OUTBOX_RELAY_INTERVAL_SECONDS
+        try:
+            while not self.stopped.wait(interval):
+                close_old_connections()
+                try:
+                    while relay_due(limit=self.BATCH) == self.BATCH and not self.stopped.is_set():
+                        pass
+                except Exception:
+                    logger.exception("The outbox relay failed; it tries again.")
+        finally:
+            connection.close()
+
+    def stop(self, parent):
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+            self.thread = None

@@ -6,7 +6,9 @@ second for a lost connection and reconnects, which deletes and declares again th
 process's reply queue: a result published in between is dropped, and ``get()`` waits
 until its own timeout. Celery 5.7 lets the timeout through as the poll it is.
 
-Named for the ``rpc`` scheme on Celery 5.6 (``RESULT_BACKENDS``), so ``rpc://`` selects it.
+Named for the ``rpc`` scheme on Celery 5.6 in place of
+:mod:`apps.delivery.celery_overrides.results` (``RESULT_BACKENDS``), so ``rpc://``
+selects it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from celery.backends import rpc
+
+from .. import results
 
 
 class ResultConsumer(rpc.ResultConsumer):
@@ -29,5 +33,5 @@ class ResultConsumer(rpc.ResultConsumer):
             raise polled_out
 
 
-class RPCBackend(rpc.RPCBackend):
+class RPCBackend(results.RPCBackend):
     ResultConsumer = ResultConsumer
