@@ -15,6 +15,29 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def children() -> dict[int, list[int]]:
+    """Every process's children, by parent pid (Linux: read from /proc)."""
+    found: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            found.setdefault(int(fields[1]), []).append(int(entry.name))
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    tree, found, todo = children(), [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(tree.get(current, []))
+    return found
+
+
 class Process:
     """A child process whose combined output is collected line by line.
 

@@ -286,8 +286,8 @@ CELERY_BROKER_TRANSPORT = broker_transport(CELERY_BROKER_URL)
 # A consumer that dead-letters messages it cannot run instead of dropping some of them.
 CELERY_WORKER_CONSUMER = celery_overrides.WORKER_CONSUMER
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-pool
-# Prefork; on Celery 5.6, one that acknowledges a task as it finishes during a warm
-# shutdown too, as 5.7 does itself.
+# Prefork, replacing a dead pool process within half a second; on Celery 5.6, one that
+# also acknowledges a task as it finishes during a warm shutdown, as 5.7 does itself.
 CELERY_WORKER_POOL = celery_overrides.WORKER_POOL
 
 # ------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ relies on beyond the documented API, checked against the versions in
   ``cancel_active_requests`` (the cold shutdown), ``on_unknown_task``,
   ``on_invalid_task``, ``on_unknown_message``, ``on_decode_error``; the task consumer's
   ``channel.qos``; ``app.amqp.queues``.
+- :mod:`.pool` (``worker_pool``): ``prefork.TaskPool.Pool``, ``AsynPool.timers`` and
+  ``maintain_pool``.
 - :mod:`.redis_transport` (``broker_transport`` on Redis): ``kombu.transport.redis``
   ``QoS.reject``, ``_delivered``, ``_dirty``, ``unacked_key``, ``unacked_index_key``,
   ``_remove_from_indices``, ``channel.conn_or_acquire``, ``virtual.QoS.ack``;
@@ -53,9 +55,9 @@ KOMBU_56 = kombu.VERSION < (5, 7)
 
 #: ``CELERY_WORKER_CONSUMER``: dead-letters what it cannot run, releases on cold shutdown.
 WORKER_CONSUMER = "%s.%s:Consumer" % (__name__, "compat56.consumer" if CELERY_56 else "consumer")
-#: ``CELERY_WORKER_POOL``: Celery's prefork pool (on 5.6, one that acknowledges while
-#: it stops).
-WORKER_POOL = "%s.compat56.pool:TaskPool" % __name__ if CELERY_56 else "prefork"
+#: ``CELERY_WORKER_POOL``: prefork, replacing dead processes at once (on 5.6, one that
+#: also acknowledges while it stops).
+WORKER_POOL = "%s.%s:TaskPool" % (__name__, "compat56.pool" if CELERY_56 else "pool")
 #: ``CELERY_BROKER_TRANSPORT`` on Redis: kombu's, with dead-lettering.
 REDIS_TRANSPORT = "%s.%s:Transport" % (
     __name__,

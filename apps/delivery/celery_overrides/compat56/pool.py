@@ -7,7 +7,8 @@ a second or two later. A worker killed in between (honcho kills at 5 seconds) le
 finished task unacknowledged, and it runs again on the next start. This pool sends
 those acknowledgements while the pool stops, as Celery 5.7 does itself.
 
-Selected with ``CELERY_WORKER_POOL`` on Celery 5.6 (5.7 keeps Celery's own pool).
+Selected with ``CELERY_WORKER_POOL`` on Celery 5.6, in place of
+:mod:`apps.delivery.celery_overrides.pool`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from celery.concurrency import prefork
 from kombu.asynchronous import get_event_loop
 from kombu.message import Message
+
+from .. import pool
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ logger = logging.getLogger(__name__)
 ACK_INTERVAL = 0.2
 
 
-class TaskPool(prefork.TaskPool):
+class TaskPool(pool.TaskPool):
     def on_stop(self):
         hub = get_event_loop()
         if hub is None or self._pool is None:
