@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import logging.config
 import sys
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -15,14 +16,24 @@ from .formats import JsonFormatter, JsonLines
 def configure(config: dict) -> None:
     """Apply a ``LOGGING`` dict.
 
-    Python warnings become log records. In JSON mode, lines printed to stdout or
-    stderr become JSON records too, so that every line a process writes is JSON.
+    Python warnings become log records. In JSON mode, lines that a server (web, worker,
+    beat) prints to stdout or stderr become JSON records too, so that every line it
+    writes is JSON; a management command's output is its interface and stays as it is.
     """
-    if is_json(config):
+    if is_json(config) and serves():
         JsonLines.install()
         sys.excepthook = _log_uncaught(sys.excepthook)
     logging.config.dictConfig(config)
     logging.captureWarnings(True)
+
+
+def serves(argv: list[str] | None = None) -> bool:
+    """Whether this process is a server (gunicorn, ``runserver``, Celery's worker or beat)
+    rather than a management command."""
+    argv = sys.argv if argv is None else argv
+    if Path(argv[0]).name != "manage.py":
+        return True
+    return argv[1:2] == ["runserver"]
 
 
 def is_json(config: dict) -> bool:

@@ -3,14 +3,19 @@
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import urllib.request
 import uuid
 
 import pytest
 
+from apps.delivery.logs import setup
 from apps.delivery.logs.context import ContextFilter, correlation, mask_passwords
 from apps.delivery.logs.formats import ConsoleFormatter, JsonFormatter
 from apps.users.tasks import add
+from tests.processes import BASE_DIR
 from tests.tasks import enqueue_add
 
 JSON = {"LOG_FORMAT": "json"}
@@ -186,3 +191,30 @@ def test_the_request_id_is_echoed_or_replaced_when_unsafe(client, db):
         len(client.get("/api/payments/x/", headers={"X-Request-ID": "x" * 129})["X-Request-ID"])
         == 32
     )
+
+
+def test_a_management_command_prints_its_output_as_it_is_in_json_mode(db):
+    run = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", "print(5 + 10)"],
+        cwd=BASE_DIR,
+        env={**os.environ, "LOG_FORMAT": "json", "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert run.stdout == "15\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "serves"),
+    [
+        (["manage.py", "runserver", "8000"], True),
+        (["/usr/local/bin/gunicorn", "-c", "config/gunicorn.py", "config.wsgi"], True),
+        (["/venv/bin/celery", "-A", "config.celery", "worker"], True),
+        (["manage.py", "shell", "-c", "print(15)"], False),
+        (["manage.py", "deadletters", "list"], False),
+    ],
+)
+def test_only_servers_turn_printed_lines_into_json_records(argv, serves):
+    assert setup.serves(argv) is serves
