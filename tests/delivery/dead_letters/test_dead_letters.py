@@ -101,6 +101,10 @@ def test_a_permanent_decline_is_dead_lettered_without_a_retry(broker, start_work
     assert not worker.matching("Retry in")
     letter = box().get(result.id)
     assert letter.error == "CardDeclined: card declined (tok_decline)"
+    (listed,) = json.loads(deadletters("list", "--format", "json"))
+    assert listed["id"] == result.id
+    assert listed["args"] == [str(payment.id)]
+    assert (listed["reason"], listed["error"]) == ("failed", letter.error)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.FAILED
     # a replay charges nothing: the payment failed for good

@@ -27,7 +27,13 @@ class Command(BaseCommand):
         listing = actions.add_parser(
             "list", help="a table of the dead letters: id, task, reason, error, age"
         )
-        listing.add_argument("--limit", type=int, default=1000)
+        listing.add_argument("--limit", type=int, default=1000, help="at most this many")
+        listing.add_argument(
+            "--format",
+            choices=["table", "json"],
+            default="table",
+            help="a table (default), or a JSON list of objects",
+        )
         show = actions.add_parser("show", help="everything about one dead letter, as JSON")
         show.add_argument("id")
         replay = actions.add_parser(
@@ -49,8 +55,11 @@ class Command(BaseCommand):
         with dead_letter_box() as box:
             getattr(self, "do_%s" % action)(box, **options)
 
-    def do_list(self, box, *, limit, **options):
+    def do_list(self, box, *, limit, format, **options):
         letters = box.list(limit=limit)
+        if format == "json":
+            self.stdout.write(json.dumps([_summary(letter) for letter in letters], default=str))
+            return
         rows = [("ID", "TASK", "REASON", "ERROR", "AGE")] + [
             (
                 letter.id,
@@ -92,6 +101,15 @@ class Command(BaseCommand):
         if id and not purged:
             raise CommandError("No dead letter %s." % id)
         self.stdout.write(_count(purged, " purged"))
+
+
+#: What ``list --format json`` tells of each dead letter (``show`` tells everything).
+SUMMARY = ("id", "task", "reason", "error", "dead_lettered_at", "args", "kwargs", "retries")
+
+
+def _summary(letter) -> dict:
+    everything = letter.as_dict()
+    return {name: everything[name] for name in (*SUMMARY, "replays", "correlation_id")}
 
 
 def _one_line(text: str, width: int) -> str:
