@@ -6,6 +6,10 @@ PYTHON ?= python3
 VENV ?= .venv
 #: The PostgreSQL pass of `make test` uses this server (the database is created by the tests).
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/conveyor
+#: `make faults` creates and drops its scratch databases on this server.
+POSTGRES_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+#: Extra options of `python -m faults`, e.g. FAULTS_ARGS='--seed 1407 --only headline'.
+FAULTS_ARGS ?=
 #: Set to 1 to make `make test` fail when PostgreSQL does not answer (CI does).
 REQUIRE_POSTGRES ?= 0
 #: Test processes run side by side (pytest-xdist). The tests mostly wait on brokers and
@@ -25,7 +29,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 endif
 
-.PHONY: help install migrate dev test test-quick test-sqlite test-postgres test-oldest lint format bench clean
+.PHONY: help install migrate dev test test-quick test-sqlite test-postgres test-oldest faults faults-quick lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -71,6 +75,12 @@ $(OLDEST_VENV)/.installed: pyproject.toml
 
 test-oldest: $(OLDEST_VENV)/.installed ## Run the test suite on SQLite with Celery and kombu 5.6 (nixpkgs' versions)
 	env -u DATABASE_URL $(OLDEST_VENV)/bin/$(PYTEST)
+
+faults: $(INSTALLED) ## The fault suite: every scenario, both brokers, both databases (~30 min)
+	python -m faults --profile full --postgres-url '$(POSTGRES_ADMIN_URL)' $(FAULTS_ARGS)
+
+faults-quick: $(INSTALLED) ## The fault suite's CI-sized run: both brokers, SQLite (a few minutes)
+	python -m faults --profile quick $(FAULTS_ARGS)
 
 lint: $(INSTALLED) ## Check style (ruff lint and format)
 	ruff check .

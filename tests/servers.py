@@ -55,10 +55,11 @@ class RedisServer:
 
     kind = "redis"
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, appendfsync: str = "everysec"):
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen | None = None
 
     def url(self, db: int = 0) -> str:
@@ -74,7 +75,7 @@ class RedisServer:
     def start(self) -> None:
         log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 (kept by the process)
         self.process = subprocess.Popen(
-            redis_command(self.port, self.directory),
+            redis_command(self.port, self.directory, appendfsync=self.appendfsync),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -97,6 +98,12 @@ class RedisServer:
     def stop(self) -> None:
         if self.running:
             self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=20)
+
+    def crash(self) -> None:
+        """kill -9: what the append-only file has not written yet is gone."""
+        if self.running:
+            self.process.kill()
             self.process.wait(timeout=20)
 
     def reset(self) -> None:
@@ -171,6 +178,12 @@ class RabbitMQServer:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=60)
         stop_epmd(epmd_port(self.env))
+
+    def crash(self) -> None:
+        """kill -9 of the node (its Erlang VM and the script that started it)."""
+        if self.running:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=60)
 
     def queues(self) -> dict[str, int]:
         """Ready messages per queue, as ``rabbitmqctl list_queues`` reports them.

@@ -67,8 +67,11 @@ def rabbitmq_tool(name: str) -> str:
     return found
 
 
-def redis_command(port: int, data_dir: Path, *, persistent: bool = True) -> list[str]:
-    """Return the command line of a loopback Redis keeping its files in ``data_dir``."""
+def redis_command(
+    port: int, data_dir: Path, *, persistent: bool = True, appendfsync: str = "everysec"
+) -> list[str]:
+    """Return the command line of a loopback Redis keeping its files in ``data_dir``
+    (``appendfsync``: how often the append-only file reaches the disk)."""
     command = [
         shutil.which("redis-server") or "redis-server",
         "--port",
@@ -84,7 +87,7 @@ def redis_command(port: int, data_dir: Path, *, persistent: bool = True) -> list
         "noeviction",
     ]
     # Append-only file: queued tasks survive a Redis restart.
-    command += ["--appendonly", "yes" if persistent else "no"]
+    command += ["--appendonly", "yes" if persistent else "no", "--appendfsync", appendfsync]
     return command
 
 
