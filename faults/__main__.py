@@ -45,6 +45,7 @@ COLUMNS = (
     ("absorbed", 8),
     ("drain s", 7),
     ("verdict", 7),
+    ("run s", 5),
 )
 
 
@@ -79,6 +80,7 @@ def table_line(row: Row) -> str:
         row.count.absorbed,
         row.drain_seconds,
         row.verdict,
+        row.seconds,
     )
     return "  ".join(
         str(value).ljust(width) for value, (_, width) in zip(values, COLUMNS, strict=True)

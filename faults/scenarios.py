@@ -153,8 +153,9 @@ def headline(run: Run) -> Row:
             if kill == broker_crash_at:
                 stack.crash_broker()
             if kill < kills:
+                # its replacement starts at once, and may itself be killed while it boots
                 stack.kill_worker(rng.choice(stack.workers))
-                stack.start_worker()
+                stack.start_workers(1, ready=False)
         poster.join()
         seconds = drain(stack, intents)
         return run.row(
@@ -200,6 +201,10 @@ def fetch_race(run: Run) -> Row:
     """Whole-worker SIGKILLs, half while the worker waits on a trickle of payments, half
     while it drains a backlog: the moments a fetch is in flight."""
     _, kills = run.size("fetch_race")
+    if run.broker == "rabbitmq":
+        # The race is Redis's (a fetch in two steps); RabbitMQ hands a message to a
+        # consumer and holds it for the channel in one, so fewer kills check it there.
+        kills //= 3
     rng, stack = run.rng, run.stack("fetch_race").start(workers=0)
     intents: list[str] = []
     try:

@@ -159,14 +159,14 @@ class Stack:
         (worker,) = self.start_workers(1, **env)
         return worker
 
-    def start_workers(self, count: int, **env) -> list[Process]:
-        """Start ``count`` workers side by side; return once every one is ready."""
+    def start_workers(self, count: int, *, ready: bool = True, **env) -> list[Process]:
+        """Start ``count`` workers side by side; return once every one is ``ready``."""
         workers = []
         for _ in range(count):
             name = "worker%d" % (len(self.processes) + 1)
             command = "%s --hostname=%s@%%h" % (procfile()["worker"], name)
             workers.append(self._start(name, command, **env))
-        for worker in workers:
+        for worker in workers if ready else ():
             worker.wait_for(r"\bready\b", timeout=90)
         self.workers += workers
         return workers
