@@ -6,8 +6,10 @@ Imported by ``config/celery.py``, so every process that loads the Celery app has
 from __future__ import annotations
 
 import logging
+import sys
 
 from celery import signals
+from celery.apps import worker as celery_worker
 
 from ..logs.context import (
     CORRELATION_HEADER,
@@ -45,6 +47,15 @@ def quiet_banner_in_json(sender=None, instance=None, **kwargs):
     # The start-up banner is printed, not logged: in JSON mode, leave it out.
     if is_json(_logging_settings()):
         instance.quiet = True
+        # Celery writes its shutdown notices ("worker: Warm shutdown (MainProcess)")
+        # straight to the file descriptor, past sys.stdout; in JSON mode they go through
+        # it, and come out as JSON records like every other line.
+        celery_worker.safe_say = _say_through_stdout
+
+
+def _say_through_stdout(msg, f=None):
+    sys.stdout.write("%s\n" % msg)
+    sys.stdout.flush()
 
 
 @signals.beat_init.connect

@@ -4,6 +4,7 @@ import io
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -124,6 +125,18 @@ def test_beat_logs_json_and_each_task_it_sends_gets_a_fresh_correlation_id(
     cleanups = [r for r in records(worker) if r["message"].startswith("Cleanup finished")]
     correlation_ids = [r["correlation_id"] for r in cleanups]
     assert len(set(correlation_ids)) == len(correlation_ids) >= 2
+
+
+def test_every_line_of_a_stopping_worker_is_json_its_shutdown_notice_included(broker, start_worker):
+    # given: a worker as compose runs it (behind the supervisor), in JSON mode
+    worker = start_worker(supervised=True, env=JSON)
+    assert add.delay(1, 2).get(timeout=30) == 3
+    # when
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    # then
+    messages = [record["message"] for record in records(worker)]
+    assert "worker: Warm shutdown (MainProcess)" in messages
 
 
 def test_a_password_in_the_broker_url_never_reaches_the_logs(broker, start_worker):
