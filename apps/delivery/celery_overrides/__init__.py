@@ -21,11 +21,12 @@ relies on beyond the documented API, checked against the versions in
 - :mod:`.results` (the ``rpc`` result backend): ``RPCBackend.on_task_call``,
   ``binding``; ``celery._state.task_join_will_block``.
 - :mod:`.beat` (``beat_scheduler``): ``PersistentScheduler.apply_async(entry, producer,
-  advance)`` and ``tick``; ``crontab.remaining_delta`` and ``nowfun``.
+  advance)``, ``tick`` and ``setup_schedule``; ``crontab.remaining_delta``, ``nowfun`` and
+  the fields as written, ``crontab._orig_minute`` etc.
 - :mod:`.bootsteps` (``app.steps["consumer"]``): the consumer's ``timer`` and
   ``hostname``; the step ``celery.worker.consumer.tasks:Tasks``.
 - :mod:`.signals`: the ``quiet`` attribute of the worker that ``celeryd_after_setup``
-  passes.
+  passes; ``celery.apps.worker.safe_say`` (the shutdown notices).
 - :mod:`.compat56`, on 5.6 only: ``Consumer.on_connection_error_after_connected``,
   ``celery.worker.state.active_requests`` and ``Request.cancel``;
   ``prefork.TaskPool.on_stop``, the event loop's ``_pop_ready``, ``call_soon``,
