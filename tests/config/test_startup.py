@@ -76,3 +76,24 @@ def test_a_misspelt_celery_setting_stops_the_worker(tmp_path):
     )
     assert check.returncode != 0
     assert "CELERY_TASK_ACKS_LAET is not a Celery setting" in check.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "conn_max_age"), [("config.settings.dev", "0"), ("config.settings.prod", "60")]
+)
+def test_persistent_database_connections_only_outside_development(settings, conn_max_age):
+    """runserver's thread per request would keep a connection per thread open."""
+    answer = run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.conf import settings; print(settings.DATABASES['default']['CONN_MAX_AGE'])",
+        ],
+        DJANGO_SETTINGS_MODULE=settings,
+        DATABASE_URL="postgres://conveyor@db.invalid:5432/conveyor",
+        SECRET_KEY="x" * 50,
+        ALLOWED_HOSTS="example.com",
+    )
+    assert (answer.returncode, answer.stdout) == (0, conn_max_age + "\n"), answer.stderr
