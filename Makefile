@@ -10,6 +10,8 @@ POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/conveyor
 POSTGRES_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 #: Extra options of `python -m faults`, e.g. FAULTS_ARGS='--seed 1407 --only headline'.
 FAULTS_ARGS ?=
+#: Extra options of `python -m bench`, e.g. BENCH_ARGS='--broker redis --system celery --system conveyor'.
+BENCH_ARGS ?=
 #: Set to 1 to make `make test` fail when PostgreSQL does not answer (CI does).
 REQUIRE_POSTGRES ?= 0
 #: Test processes run side by side (pytest-xdist). The tests mostly wait on brokers and
@@ -29,7 +31,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 endif
 
-.PHONY: help install migrate dev test test-quick test-sqlite test-postgres test-oldest faults faults-quick lint format bench clean
+.PHONY: help install migrate dev test test-quick test-sqlite test-postgres test-oldest faults faults-quick lint format bench bench-quick bench-health clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -90,7 +92,13 @@ format: $(INSTALLED) ## Fix style (ruff format and safe fixes)
 	ruff check --fix .
 	ruff format .
 
-bench: $(INSTALLED) ## Print how long each health check takes (needs make dev's broker)
+bench: $(INSTALLED) ## Drain throughput of Conveyor, bare Celery and others, both brokers (~10 min)
+	python -m bench --profile full $(BENCH_ARGS)
+
+bench-quick: $(INSTALLED) ## The drain benchmark's short run: figures, not a pass or fail (~3 min)
+	python -m bench --profile quick $(BENCH_ARGS)
+
+bench-health: $(INSTALLED) ## Print how long each health check takes (needs make dev's broker)
 	python -m tests.benchmarks.health_checks
 
 clean: ## Remove the virtualenvs and the run directory (broker data, SQLite database)

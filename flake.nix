@@ -35,6 +35,8 @@
             pytest-xdist
             gunicorn
             whitenoise
+            dramatiq
+            pika # dramatiq[rabbitmq]
           ]
         );
 

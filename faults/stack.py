@@ -24,7 +24,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from tests.processes import BASE_DIR, Process, children, descendants
+from tests.processes import BASE_DIR, Process, children, descendants, procfile
 from tests.servers import RabbitMQServer, RedisServer, free_port, wait_until
 
 #: What every process of the stack runs with, beyond the broker and the database.
@@ -46,16 +46,6 @@ STACK_ENVIRONMENT = {
 #: The Redis brokers by the ``appendfsync`` of their append-only file: "redis" writes it
 #: to disk every second (the default), "redis-always" before it answers each write.
 BROKERS_APPENDFSYNC = {"redis": "everysec", "redis-always": "always"}
-
-
-def procfile() -> dict[str, str]:
-    """The Procfile's commands by process name."""
-    commands = {}
-    for line in (BASE_DIR / "Procfile").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _, command = line.partition(":")
-            commands[name.strip()] = command.strip()
-    return commands
 
 
 def sigkill(pids: list[int]) -> None:
@@ -120,6 +110,8 @@ class Stack:
         self.processes: list[Process] = []
         self.workers: list[Process] = []
         self.web: Process | None = None
+        #: The answers to posts that the API did not acknowledge with 202.
+        self.refused: list[dict] = []
 
     # -- life --------------------------------------------------------------------------
 
@@ -205,8 +197,9 @@ class Stack:
 
     # -- the public surfaces -------------------------------------------------------------
 
-    def post_payment(self, *, source: str = "tok_ok", timeout: float = 30) -> dict | None:
-        """``POST /api/payments/``; the answer (with the seconds it took), or None."""
+    def post_payment(self, *, source: str = "tok_ok", timeout: float = 30) -> dict:
+        """``POST /api/payments/``: the answer with the seconds it took, or ``{"error": ...}``
+        saying what went wrong."""
         request = urllib.request.Request(
             "http://127.0.0.1:%d/api/payments/" % self.web_port,
             data=json.dumps({"amount": "10.00", "currency": "EUR", "source": source}).encode(),
@@ -217,9 +210,11 @@ class Stack:
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 body = json.load(response)
-        except (OSError, urllib.error.HTTPError, ValueError):
-            return None
-        body["seconds"] = time.monotonic() - started
+        except urllib.error.HTTPError as exc:
+            body = {"error": "HTTP %d: %s" % (exc.code, exc.read()[:300].decode(errors="replace"))}
+        except (OSError, ValueError) as exc:
+            body = {"error": "%s: %s" % (type(exc).__name__, exc)}
+        body["seconds"] = round(time.monotonic() - started, 3)
         return body
 
     def manage(self, *args: str) -> str:

@@ -15,6 +15,16 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def procfile() -> dict[str, str]:
+    """The Procfile's processes: ``{"web": "python manage.py ...", "worker": ...}``."""
+    commands = {}
+    for line in (BASE_DIR / "Procfile").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, command = line.partition(":")
+            commands[name.strip()] = command.strip()
+    return commands
+
+
 def children() -> dict[int, list[int]]:
     """Every process's children, by parent pid (Linux: read from /proc)."""
     found: dict[int, list[int]] = {}

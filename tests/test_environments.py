@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.processes import procfile
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Executables the Procfile starts, and the name under which the flake provides each
@@ -22,16 +24,6 @@ FLAKE_NAMES = {"python": "python3.withPackages"}
 #: Brokers started by ``python -m apps.delivery.processes.brokers <service>``, and their
 #: nixpkgs names.
 DEV_SERVICE_PACKAGES = {"redis": "redis", "rabbitmq": "rabbitmq-server"}
-
-
-def procfile() -> dict[str, str]:
-    """The Procfile's processes: ``{"web": "python manage.py runserver ...", ...}``."""
-    processes = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, _, command = line.partition(":")
-            processes[name.strip()] = command.strip()
-    return processes
 
 
 # --- a reader for the YAML subset docker-compose.yml is written in ---------------
