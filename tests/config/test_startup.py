@@ -89,7 +89,7 @@ def test_persistent_database_connections_only_outside_development(settings, conn
             "manage.py",
             "shell",
             "-c",
-            "from django.conf import settings; print(settings.DATABASES['default']['CONN_MAX_AGE'])",
+            "from django.conf import settings as s; print(s.DATABASES['default']['CONN_MAX_AGE'])",
         ],
         DJANGO_SETTINGS_MODULE=settings,
         DATABASE_URL="postgres://conveyor@db.invalid:5432/conveyor",
