@@ -16,8 +16,10 @@ The systems (:mod:`bench.systems`): ``floor``, the broker alone moving the messa
 with its plain client; ``celery``, bare Celery with its defaults (:mod:`bench.bare`);
 ``cookiecutter``, Celery configured as cookiecutter-django configures it
 (:mod:`bench.cookiecutter`); ``dramatiq``, Dramatiq's defaults
-(:mod:`bench.dramatiq_app`); ``conveyor``, this project as shipped (its own task, the
-Procfile's worker command). Repetitions are interleaved (every repetition runs every
-broker and every system once), brokers are throwaway servers started once per run
-and emptied between runs. :mod:`bench.measure` holds the clock and the CPU readings.
+(:mod:`bench.dramatiq_app`); ``conveyor``, this project as shipped (its own task, keeping no
+result as a task does by default, the Procfile's worker command); ``conveyor-results``,
+the same with ``add`` keeping its result as it does for its callers. Repetitions are
+interleaved (every repetition runs every broker and every system once), brokers are
+throwaway servers started once per run and emptied between runs. :mod:`bench.measure`
+holds the clock and the CPU readings.
 """

@@ -74,7 +74,7 @@ def summaries(measurements: list[Measurement]) -> dict[str, dict[str, dict]]:
     return result
 
 
-LINE = "%-13s  %8s  %13s  %18s  %18s  %9s  %8s"
+LINE = "%-16s  %8s  %13s  %18s  %18s  %9s  %8s"
 HEADER = (
     "system",
     "tasks/s",
@@ -113,7 +113,7 @@ def table(rows: dict[str, dict]) -> list[str]:
 
 
 def progress(m: Measurement, repeat: int) -> str:
-    head = "rep %d/%d  %-8s  %-12s" % (m.repetition, repeat, m.broker, m.system)
+    head = "rep %d/%d  %-8s  %-16s" % (m.repetition, repeat, m.broker, m.system)
     if not m.ok:
         return "%s  FAILED: %s" % (head, m.error.replace("\n", "\n    "))
     return "%s  %7.0f tasks/s  %.3f worker CPU ms/task  (boot %.1f s)" % (

@@ -35,14 +35,16 @@ def dramatiq(count: int) -> None:
         add.send(1, 1)
 
 
-def conveyor(count: int) -> None:
+def conveyor(count: int, *, result: bool = False) -> None:
+    """``add(1, 1)`` as a task of Conveyor's that keeps no result (the default), or, with
+    ``result``, as shipped: ``add`` keeps its result, with STARTED."""
     import django
 
     django.setup()
     from apps.users.tasks import add
 
     for _ in range(count):
-        add.delay(1, 1)
+        add.apply_async((1, 1), ignore_result=not result)
 
 
 PRELOADS = {
@@ -51,6 +53,7 @@ PRELOADS = {
     "cookiecutter": lambda count: celery_app("bench.cookiecutter", count),
     "dramatiq": dramatiq,
     "conveyor": conveyor,
+    "conveyor-results": lambda count: conveyor(count, result=True),
 }
 
 

@@ -144,9 +144,10 @@ class Dramatiq(System):
 
 
 class Conveyor(KombuUnacked, System):
-    """This project as shipped: its ``apps.users.tasks.add``, the Procfile's worker
-    command with ``-l warning -c 2 --without-gossip --without-mingle``, the development
-    settings on a scratch SQLite database.
+    """This project as shipped: ``apps.users.tasks.add`` sent as a task that keeps no
+    result (Conveyor's default; bare Celery has no result backend at all), the
+    Procfile's worker command with ``-l warning -c 2 --without-gossip --without-mingle``,
+    the development settings on a scratch SQLite database.
 
     Its queue is ``default`` (exchange ``tasks``): a quorum queue on RabbitMQ, a list
     read by Conveyor's own transport on Redis. Results go where its settings send them:
@@ -188,7 +189,21 @@ class Conveyor(KombuUnacked, System):
         return [*argv, *CELERY_WORKER_FLAGS]
 
 
+class ConveyorResults(Conveyor):
+    """Conveyor with ``add`` as shipped: it keeps its result (``add.delay(5, 10).get()``),
+    and records STARTED, two writes to the result backend per task."""
+
+    name = "conveyor-results"
+
+
 SYSTEMS = {
     system.name: system
-    for system in (Floor(), BareCelery(), Cookiecutter(), Dramatiq(), Conveyor())
+    for system in (
+        Floor(),
+        BareCelery(),
+        Cookiecutter(),
+        Dramatiq(),
+        Conveyor(),
+        ConveyorResults(),
+    )
 }

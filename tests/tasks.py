@@ -16,7 +16,7 @@ def kill_own_process():
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-@shared_task(name="tests.tasks.sleep_then_return")
+@shared_task(name="tests.tasks.sleep_then_return", ignore_result=False)
 def sleep_then_return(seconds, value):
     """Take ``seconds`` to return ``value`` (a long task, for shutdown tests)."""
     logger.info("Sleeping %s s before returning %r.", seconds, value)
@@ -24,7 +24,7 @@ def sleep_then_return(seconds, value):
     return value
 
 
-@shared_task(name="tests.tasks.enqueue_add")
+@shared_task(name="tests.tasks.enqueue_add", ignore_result=False)
 def enqueue_add(x, y):
     """Enqueue add(x, y) from inside a task (its correlation id is inherited)."""
     from apps.users.tasks import add
@@ -32,7 +32,7 @@ def enqueue_add(x, y):
     return add.delay(x, y).id
 
 
-@shared_task(name="tests.tasks.sleep_ignoring_sigterm")
+@shared_task(name="tests.tasks.sleep_ignoring_sigterm", ignore_result=False)
 def sleep_ignoring_sigterm(seconds):
     """Sleep ``seconds`` in a pool process that ignores SIGTERM, as code stuck in a C call
     does: the worker's cold shutdown cannot cancel it."""

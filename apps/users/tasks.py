@@ -8,7 +8,8 @@ from celery import shared_task
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="apps.users.tasks.add")
+# Its callers read its result: it keeps one (results are opt-in).
+@shared_task(name="apps.users.tasks.add", ignore_result=False)
 def add(x, y):
     """Return ``x + y``: the smallest task there is, to check the stack end to end."""
     for name, value in (("x", x), ("y", y)):

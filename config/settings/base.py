@@ -218,7 +218,13 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Limits stay below the Redis visibility timeout, so no running task is handed out again.
 CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT_SECONDS
 CELERY_TASK_SOFT_TIME_LIMIT = TASK_SOFT_TIME_LIMIT_SECONDS
-# Record STARTED, so a result tells "running" from "still queued".
+# https://docs.celeryq.dev/en/stable/userguide/tasks.html#ignore-result
+# Results are opt-in: a task that returns something a caller reads says so
+# (ignore_result=False, as add does; or apply_async(..., ignore_result=False)). Most
+# outcomes live in the database (a payment's status), and a stored result costs every
+# task one write to the result backend, two with STARTED.
+CELERY_TASK_IGNORE_RESULT = True
+# A task that stores its result records STARTED too, so it tells "running" from "queued".
 CELERY_TASK_TRACK_STARTED = True
 # Task events feed monitors such as Flower; off unless asked for (they cost messages).
 CELERY_WORKER_SEND_TASK_EVENTS = env.bool("WORKER_SEND_TASK_EVENTS", default=False)

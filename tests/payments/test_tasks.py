@@ -20,6 +20,11 @@ from tests.servers import wait_until
 FAST_RETRIES = {"TASK_RETRY_BACKOFF_SECONDS": "1", "TASK_RETRY_BACKOFF_MAX_SECONDS": "8"}
 
 
+def with_result(payment_id):
+    """Enqueue process_payment asking for its result (results are opt-in), to wait on."""
+    return process_payment.apply_async((str(payment_id),), ignore_result=False)
+
+
 def retry_delays(worker):
     """The delays of the retries a worker announced ("Retry in 2s: ..."), in order."""
     return [
@@ -45,7 +50,7 @@ def test_fifty_concurrent_deliveries_across_two_workers_charge_once(
     workers = [start_worker(concurrency=4, env=env), start_worker(concurrency=4, env=env)]
     payment = make_payment()
     # when
-    results = [process_payment.delay(str(payment.id)) for _ in range(50)]
+    results = [with_result(payment.id) for _ in range(50)]
     for result in results:
         result.get(timeout=60)
     # then
@@ -66,7 +71,7 @@ def test_a_transient_failure_is_retried_after_its_backoff_and_then_succeeds(
 ):
     worker = start_worker(env=FAST_RETRIES)
     payment = make_payment(source="tok_flaky")
-    process_payment.delay(str(payment.id)).get(timeout=30)
+    with_result(payment.id).get(timeout=30)
     worker.wait_for(r"process_payment\[.*\] retry: Retry in 1s: GatewayUnavailable")
     assert retry_delays(worker) == [1]
     assert reloaded(payment).status == Payment.Status.PROCESSED
@@ -105,7 +110,7 @@ def test_a_decline_fails_the_payment_without_a_retry(broker, start_worker, make_
 def test_a_missing_payment_is_logged_and_not_retried(broker, start_worker):
     worker = start_worker(env=FAST_RETRIES)
     missing = "6f1c2a8e-0000-4000-8000-000000000000"
-    result = process_payment.delay(missing)
+    result = with_result(missing)
     assert result.get(timeout=20) is None
     worker.wait_for(r"Payment %s does not exist; nothing to process\." % missing)
     assert not worker.matching("Retry in")
@@ -227,7 +232,7 @@ def test_a_payment_whose_task_kills_its_worker_every_time_ends_awaiting_an_opera
     poison = make_payment(source="tok_crash")
     process_payment.delay(str(poison.id))
     good = [make_payment() for _ in range(3)]
-    results = [process_payment.delay(str(payment.id)) for payment in good]
+    results = [with_result(payment.id) for payment in good]
     # when: it has killed the worker's process as often as the limit allows
     worker.wait_for(r"is not run again: delivered 2 times without finishing", timeout=90)
     worker.wait_for(r"Payment %s awaits an operator: DeliveryLimitExceeded" % poison.id)
