@@ -17,6 +17,10 @@ app.autodiscover_tasks()
 
 # Logging set-up and correlation ids for every process that loads the app.
 import apps.delivery.celery_overrides.signals  # noqa: E402, F401
+from apps.delivery.celery_overrides import database  # noqa: E402
+
+# Database connections live as long as CONN_MAX_AGE says, across tasks.
+database.install()
 from apps.delivery.celery_overrides.bootsteps import OutboxRelay, WorkerHeartbeat  # noqa: E402
 
 app.steps["consumer"].add(WorkerHeartbeat)

@@ -40,3 +40,17 @@ def sleep_ignoring_sigterm(seconds):
     logger.info("Sleeping %s s, deaf to SIGTERM.", seconds)
     time.sleep(seconds)
     return seconds
+
+
+#: The database connections this process's tasks used, kept so that no id is reused.
+_connections = []
+
+
+@shared_task(name="tests.tasks.database_connections", ignore_result=False)
+def database_connections():
+    """Use the database; return how many distinct connections this process has used."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    _connections.append(connection.connection)
+    return len({id(each) for each in _connections})

@@ -11,6 +11,8 @@ relies on beyond the documented API, checked against the versions in
   ``cancel_active_requests`` (the cold shutdown), ``on_unknown_task``,
   ``on_invalid_task``, ``on_unknown_message``, ``on_decode_error``; the task consumer's
   ``channel.qos``; ``app.amqp.queues``.
+- :mod:`.database` (``config/celery.py``): ``celery.fixups.django.DjangoWorkerFixup``
+  ``close_database``.
 - :mod:`.pool` (``worker_pool``): ``prefork.TaskPool.Pool``, ``AsynPool.timers`` and
   ``maintain_pool``.
 - :mod:`.redis_transport` (``broker_transport`` on Redis): ``kombu.transport.redis``
