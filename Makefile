@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 #: The PostgreSQL pass of `make test` uses this server (the database is created by the tests).
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/conveyor
-#: `make faults` creates and drops its scratch databases on this server.
+#: `make faults` and `make bench` create and drop their scratch databases on this server.
 POSTGRES_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 #: Extra options of `python -m faults`, e.g. FAULTS_ARGS='--seed 1407 --only headline'.
 FAULTS_ARGS ?=
@@ -93,10 +93,10 @@ format: $(INSTALLED) ## Fix style (ruff format and safe fixes)
 	ruff format .
 
 bench: $(INSTALLED) ## Drain throughput of Conveyor, bare Celery and others, both brokers (~10 min)
-	python -m bench --profile full $(BENCH_ARGS)
+	POSTGRES_ADMIN_URL='$(POSTGRES_ADMIN_URL)' python -m bench --profile full $(BENCH_ARGS)
 
 bench-quick: $(INSTALLED) ## The drain benchmark's short run: figures, not a pass or fail (~3 min)
-	python -m bench --profile quick $(BENCH_ARGS)
+	POSTGRES_ADMIN_URL='$(POSTGRES_ADMIN_URL)' python -m bench --profile quick $(BENCH_ARGS)
 
 bench-health: $(INSTALLED) ## Print how long each health check takes (needs make dev's broker)
 	python -m tests.benchmarks.health_checks

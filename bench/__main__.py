@@ -129,7 +129,7 @@ def run(directory: Path, kinds: list[str], systems: list, *, tasks, repeat, time
     versions of the packages and servers."""
     # Redis runs in every case: it holds cookiecutter's results on RabbitMQ too.
     brokers = {kind: BROKERS[kind](directory) for kind in dict.fromkeys(("redis", *kinds))}
-    measurements = []
+    measurements, prepared, envs = [], [], {}
     try:
         for broker in brokers.values():
             broker.start()
@@ -140,8 +140,14 @@ def run(directory: Path, kinds: list[str], systems: list, *, tasks, repeat, time
             for system in systems
             for kind in kinds
         }
-        for system in systems:
-            system.prepare(envs[system.name, kinds[0]])
+        for system in list(systems):
+            try:
+                system.prepare(envs[system.name, kinds[0]])
+            except Exception as exc:  # a missing PostgreSQL, say: the others still run
+                print("%s is not run: %s: %s" % (system.name, type(exc).__name__, exc))
+                systems.remove(system)
+            else:
+                prepared.append(system)
         for repetition in range(1, repeat + 1):
             for kind in kinds:
                 for system in systems:
@@ -161,6 +167,8 @@ def run(directory: Path, kinds: list[str], systems: list, *, tasks, repeat, time
         versions = {package: version(package) for package in PACKAGES}
         versions.update({kind + "-server": broker.version for kind, broker in brokers.items()})
     finally:
+        for system in prepared:
+            system.finish(envs[system.name, kinds[0]])
         for broker in brokers.values():
             broker.stop()
     return measurements, versions

@@ -47,6 +47,19 @@ def conveyor(count: int, *, result: bool = False) -> None:
         add.apply_async((1, 1), ignore_result=not result)
 
 
+def payments(count: int) -> None:
+    """``count`` payments, as ``POST /api/payments/`` creates them."""
+    from decimal import Decimal
+
+    import django
+
+    django.setup()
+    from apps.payments import services
+
+    for _ in range(count):
+        services.payment_create(amount=Decimal("10.00"), currency="EUR")
+
+
 PRELOADS = {
     "floor": floor,
     "celery": lambda count: celery_app("bench.bare", count),
@@ -54,6 +67,7 @@ PRELOADS = {
     "dramatiq": dramatiq,
     "conveyor": conveyor,
     "conveyor-results": lambda count: conveyor(count, result=True),
+    "payments": payments,
 }
 
 

@@ -12,6 +12,7 @@ import os
 import shlex
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,6 +57,9 @@ class System:
 
     def prepare(self, env: dict[str, str]) -> None:
         """What must happen once before its first run."""
+
+    def finish(self, env: dict[str, str]) -> None:
+        """What must happen once after its last run."""
 
     def preload_argv(self, count: int) -> list[str]:
         return [sys.executable, "-m", "bench.preload", self.name, str(count)]
@@ -196,6 +200,60 @@ class ConveyorResults(Conveyor):
     name = "conveyor-results"
 
 
+class Payments(Conveyor):
+    """Payments end to end: ``N`` payments created by the payments service (each row and
+    its outbox message in one transaction, the task published on commit), processed by
+    two of the Procfile's workers of two processes each, on SQLite or PostgreSQL. Each
+    charge takes the simulated gateway no time (``GATEWAY_LATENCY_MS=0``)."""
+
+    def __init__(self, database: str):
+        self.database = database
+        self.name = "payments-%s" % database
+        self.postgres_name = "conveyor_bench_%s" % uuid.uuid4().hex[:10]
+
+    def environment(self, *, broker_url: str, redis_url: str, directory: Path) -> dict[str, str]:
+        env = super().environment(broker_url=broker_url, redis_url=redis_url, directory=directory)
+        env["GATEWAY_LATENCY_MS"] = "0"
+        if self.database == "postgres":
+            env["DATABASE_URL"] = "%s/%s" % (postgres_server(), self.postgres_name)
+            # production's (development's settings keep none, for runserver's sake)
+            env["CONN_MAX_AGE"] = "60"
+        return env
+
+    def prepare(self, env: dict[str, str]) -> None:
+        if self.database == "postgres":
+            self._admin("CREATE DATABASE %s" % self.postgres_name)
+        super().prepare(env)
+
+    def finish(self, env: dict[str, str]) -> None:
+        if self.database == "postgres":
+            self._admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.postgres_name)
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect("%s/postgres" % postgres_server(), autocommit=True) as db:
+            db.execute(sql)
+
+    def preload_argv(self, count: int) -> list[str]:
+        return [sys.executable, "-m", "bench.preload", "payments", str(count)]
+
+    def worker_argv(self) -> list[str]:
+        one = shlex.join(super().worker_argv())
+        return [
+            "bash",
+            "-c",
+            "%s --hostname=a@%%h & %s --hostname=b@%%h & wait" % (one, one),
+        ]
+
+
+def postgres_server() -> str:
+    """The PostgreSQL server the payments run on (``POSTGRES_ADMIN_URL`` without its
+    database), where the benchmark creates and drops a database of its own."""
+    url = os.environ.get("POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    return url.replace("postgres://", "postgresql://", 1).rsplit("/", 1)[0]
+
+
 SYSTEMS = {
     system.name: system
     for system in (
@@ -205,5 +263,7 @@ SYSTEMS = {
         Dramatiq(),
         Conveyor(),
         ConveyorResults(),
+        Payments("sqlite"),
+        Payments("postgres"),
     )
 }
