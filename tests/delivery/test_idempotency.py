@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.delivery.idempotency import (
     Claim,
@@ -73,3 +75,12 @@ def test_a_retry_takes_over_a_claim_its_failed_attempt_could_not_release(claim):
     assert claim("task-a", attempt=1) is Claim.ACQUIRED
     assert IdempotencyRecord.objects.get(key="job:1").attempt == 1
     assert claim("task-a", attempt=1) is Claim.BUSY
+
+
+def test_a_new_key_is_claimed_in_one_statement(claim):
+    with CaptureQueriesContext(connection) as queries:
+        assert claim("task-a", key="job:new") is Claim.ACQUIRED
+    assert [query["sql"].split()[0] for query in queries] == ["INSERT"]
+    record = IdempotencyRecord.objects.get(key="job:new")
+    assert (record.owner, record.state) == ("task-a", IdempotencyRecord.State.RUNNING)
+    assert record.created_at <= record.locked_until
