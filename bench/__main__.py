@@ -1,7 +1,7 @@
 """``python -m bench``: how fast each task system drains a full queue, on each broker.
 
-    python -m bench                         # quick: 1000 tasks, 2 repetitions
-    python -m bench --profile full          # 5000 tasks, 5 repetitions
+    python -m bench                         # quick: 1000 tasks, 1 repetition
+    python -m bench --profile full          # 5000 tasks, 3 repetitions
     python -m bench --tasks 300 --repeat 1 --broker redis --system celery --system conveyor
 
 Prints a table per broker: the median of the repetitions in tasks per second, their
@@ -31,7 +31,7 @@ from .measure import POLL_SECONDS, Measurement, drain
 from .systems import SYSTEMS
 
 #: Tasks and repetitions of each profile.
-PROFILES = {"quick": (1000, 2), "full": (5000, 5)}
+PROFILES = {"quick": (1000, 1), "full": (5000, 3)}
 BROKERS = {"redis": Redis, "rabbitmq": RabbitMQ}
 PACKAGES = ("celery", "kombu", "amqp", "redis", "dramatiq", "pika", "django")
 
