@@ -37,6 +37,7 @@
             whitenoise
             dramatiq
             pika # dramatiq[rabbitmq]
+            matplotlib
           ]
         );
 

@@ -27,11 +27,19 @@ from importlib.metadata import version
 from pathlib import Path
 
 from .brokers import RabbitMQ, Redis
+from .chart import chart
+from .latency import enqueue_cost, latency
 from .measure import POLL_SECONDS, Measurement, drain
 from .systems import SYSTEMS
 
-#: Tasks and repetitions of each profile.
+#: Tasks and repetitions of each profile's drains.
 PROFILES = {"quick": (1000, 1), "full": (5000, 3)}
+#: Seconds of each open-loop latency run, and calls timed for the enqueue cost.
+LATENCY_SECONDS = {"quick": 4, "full": 20}
+ENQUEUE_CALLS = {"quick": 300, "full": 2000}
+#: The fixed rate of the first latency run (the second: half bare Celery's capacity).
+LATENCY_RATE = 100
+WORKLOADS = ("drain", "latency", "enqueue")
 BROKERS = {"redis": Redis, "rabbitmq": RabbitMQ}
 PACKAGES = ("celery", "kombu", "amqp", "redis", "dramatiq", "pika", "django")
 
@@ -124,9 +132,10 @@ def progress(m: Measurement, repeat: int) -> str:
     )
 
 
-def run(directory: Path, kinds: list[str], systems: list, *, tasks, repeat, timeout):
-    """Every repetition of every system on every broker; the measurements, and the
-    versions of the packages and servers."""
+def run(directory: Path, kinds: list[str], systems: list, *, tasks, repeat, timeout, extra):
+    """Every repetition of every system on every broker, then the latency and enqueue
+    runs ``extra`` asks for (``{"latency": seconds, "enqueue": calls}``); the
+    measurements, the other figures, and the versions of the packages and servers."""
     # Redis runs in every case: it holds cookiecutter's results on RabbitMQ too.
     brokers = {kind: BROKERS[kind](directory) for kind in dict.fromkeys(("redis", *kinds))}
     measurements, prepared, envs = [], [], {}
@@ -164,6 +173,7 @@ def run(directory: Path, kinds: list[str], systems: list, *, tasks, repeat, time
                     )
                     measurements.append(measurement)
                     print(progress(measurement, repeat), flush=True)
+        figures = others(directory, brokers, kinds, systems, envs, measurements, extra)
         versions = {package: version(package) for package in PACKAGES}
         versions.update({kind + "-server": broker.version for kind, broker in brokers.items()})
     finally:
@@ -171,7 +181,75 @@ def run(directory: Path, kinds: list[str], systems: list, *, tasks, repeat, time
             system.finish(envs[system.name, kinds[0]])
         for broker in brokers.values():
             broker.stop()
-    return measurements, versions
+    return measurements, figures, versions
+
+
+def others(directory, brokers, kinds, systems, envs, measurements, extra) -> dict:
+    """The latency runs of bare Celery and Conveyor (at LATENCY_RATE, and at half of bare
+    Celery's drain rate where this run measured it), and the enqueue costs."""
+    figures = {"latency": [], "enqueue": []}
+    names = [s.name for s in systems if s.name in ("celery", "conveyor")]
+    by_name = {s.name: s for s in systems}
+    capacity = summaries(measurements)
+    for kind in kinds:
+        if "latency" in extra:
+            half = (capacity.get(kind, {}).get("celery") or {}).get("tasks_per_second")
+            rates = [LATENCY_RATE] + ([round(half / 2)] if half else [])
+            for rate in rates:
+                for name in names:
+                    result = latency(
+                        by_name[name],
+                        brokers[kind],
+                        rate=rate,
+                        seconds=extra["latency"],
+                        env=envs[name, kind],
+                        directory=directory,
+                    )
+                    figures["latency"].append(result)
+                    print(progress_of(result, "%s at %g/s" % (name, rate)), flush=True)
+        if "enqueue" in extra:
+            for how, name in (
+                ("celery", "celery"),
+                ("conveyor", "conveyor"),
+                ("outbox", "conveyor"),
+            ):
+                if name in by_name:
+                    result = enqueue_cost(how, env=envs[name, kind], count=extra["enqueue"])
+                    result["broker"] = kind
+                    figures["enqueue"].append(result)
+                    print(progress_of(result, "enqueue %s" % how, kind), flush=True)
+    return figures
+
+
+def progress_of(result: dict, what: str, kind: str = "") -> str:
+    head = "%-8s  %-24s" % (kind or result.get("broker", ""), what)
+    if result.get("error"):
+        return "%s  FAILED: %s" % (head, result["error"].replace("\n", "\n    "))
+    return "%s  p50 %.2f ms  p99 %.2f ms  max %.2f ms" % (
+        head,
+        result["p50_ms"],
+        result["p99_ms"],
+        result["max_ms"],
+    )
+
+
+def latency_table(figures: dict, kind: str) -> list[str]:
+    lines = ["%-22s %9s %9s %9s  %s" % ("enqueue -> start", "p50 ms", "p99 ms", "max ms", "")]
+    for result in figures["latency"]:
+        if result["broker"] == kind:
+            name = "%s at %g/s" % (result["system"], result["rate"])
+            lines.append(_percentile_line(name, result))
+    lines.append("%-22s %9s %9s %9s" % ("enqueue, in the caller", "p50 ms", "p99 ms", "max ms"))
+    for result in figures["enqueue"]:
+        if result["broker"] == kind:
+            lines.append(_percentile_line(result["name"], result))
+    return lines
+
+
+def _percentile_line(name: str, result: dict) -> str:
+    if result.get("error"):
+        return "%-22s %s" % (name, result["error"].splitlines()[0])
+    return "%-22s %9.2f %9.2f %9.2f" % (name, result["p50_ms"], result["p99_ms"], result["max_ms"])
 
 
 def main(argv=None) -> int:
@@ -183,6 +261,10 @@ def main(argv=None) -> int:
     parser.add_argument("--system", action="append", choices=list(SYSTEMS))
     parser.add_argument("--timeout", type=float, default=120, help="seconds a drain may take")
     parser.add_argument("--json", type=Path, default=None, help="where the measurements go")
+    parser.add_argument("--png", type=Path, default=None, help="where the chart goes")
+    parser.add_argument(
+        "--workload", action="append", choices=WORKLOADS, help="default: all of them"
+    )
     args = parser.parse_args(argv)
     # A SIGTERM stops the run like Ctrl-C: workers and brokers are stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -192,6 +274,18 @@ def main(argv=None) -> int:
     kinds = list(dict.fromkeys(args.broker or BROKERS))
     systems = [SYSTEMS[name] for name in dict.fromkeys(args.system or SYSTEMS)]
     output = args.json or Path(os.environ.get("RUN_DIR", ".run")) / "bench.json"
+    chart_path = args.png or output.with_suffix(".png")
+    workloads = args.workload or WORKLOADS
+    extra = {
+        name: value
+        for name, value in (
+            ("latency", LATENCY_SECONDS[args.profile]),
+            ("enqueue", ENQUEUE_CALLS[args.profile]),
+        )
+        if name in workloads
+    }
+    if "drain" not in workloads:
+        repeat = 0
     print(
         "drain benchmark: %d tasks, repetitions: %d, CPUs: %d; %s on %s"
         % (tasks, repeat, os.cpu_count(), ", ".join(s.name for s in systems), ", ".join(kinds)),
@@ -200,8 +294,14 @@ def main(argv=None) -> int:
 
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as name:
-        measurements, versions = run(
-            Path(name), kinds, systems, tasks=tasks, repeat=repeat, timeout=args.timeout
+        measurements, figures, versions = run(
+            Path(name),
+            kinds,
+            systems,
+            tasks=tasks,
+            repeat=repeat,
+            timeout=args.timeout,
+            extra=extra,
         )
 
     results = summaries(measurements)
@@ -211,6 +311,8 @@ def main(argv=None) -> int:
             "%s %s, %d tasks, repetitions: %d" % (kind, versions[kind + "-server"], tasks, repeat)
         )
         print("\n".join(table(results.get(kind, {}))))
+        if figures["latency"] or figures["enqueue"]:
+            print("\n".join(latency_table(figures, kind)))
     report = {
         "date": datetime.now(tz=UTC).isoformat(timespec="seconds"),
         "profile": args.profile,
@@ -223,9 +325,13 @@ def main(argv=None) -> int:
         "seconds": round(time.monotonic() - began),
         "summary": results,
         "measurements": [m.as_dict() for m in measurements],
+        **figures,
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2))
+    if results:
+        chart(results, chart_path, title="%d tasks, %s" % (tasks, report["date"]))
+        print("chart in %s" % chart_path)
     print(
         "\n%d runs, %d failed, %d s; measurements in %s"
         % (
