@@ -234,12 +234,15 @@ def progress_of(result: dict, what: str, kind: str = "") -> str:
 
 
 def latency_table(figures: dict, kind: str) -> list[str]:
-    lines = ["%-22s %9s %9s %9s  %s" % ("enqueue -> start", "p50 ms", "p99 ms", "max ms", "")]
+    lines = []
+    if figures["latency"]:
+        lines.append("%-22s %9s %9s %9s" % ("enqueue -> start", "p50 ms", "p99 ms", "max ms"))
     for result in figures["latency"]:
         if result["broker"] == kind:
             name = "%s at %g/s" % (result["system"], result["rate"])
             lines.append(_percentile_line(name, result))
-    lines.append("%-22s %9s %9s %9s" % ("enqueue, in the caller", "p50 ms", "p99 ms", "max ms"))
+    if figures["enqueue"]:
+        lines.append("%-22s %9s %9s %9s" % ("enqueue, in the caller", "p50 ms", "p99 ms", "max ms"))
     for result in figures["enqueue"]:
         if result["broker"] == kind:
             lines.append(_percentile_line(result["name"], result))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tests.processes import BASE_DIR
 
-from .measure import Failed, stop_tree
+from .measure import Failed, start_worker, stop_tree
 
 #: Longest the worker may take to run the first probe.
 READY_TIMEOUT_SECONDS = 90
@@ -48,16 +48,7 @@ def latency(system, broker, *, rate: float, seconds: float, env: dict, directory
     env = {**env, "BENCH_PROBE_FILE": str(probes)}
     log = directory / ("latency-%s-%s-%g.log" % (system.name, broker.kind, rate))
     broker.reset(system)
-    with log.open("wb") as output:
-        worker = subprocess.Popen(
-            [*system.worker_argv(), "--include", "bench.probe"],
-            env=env,
-            cwd=BASE_DIR,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    worker = start_worker([*system.worker_argv(), "--include", "bench.probe"], env=env, log=log)
     try:
         # warm: the worker has run a probe, its connections are made
         _send(system, env, rate=10, seconds=0.5)

@@ -117,21 +117,26 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def start_worker(argv: list[str], *, env: dict, log: Path) -> subprocess.Popen:
+    """Start a worker in a session of its own, its output going to ``log``."""
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            cwd=BASE_DIR,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
 def drain(system, broker, *, tasks: int, repetition: int, env: dict, log: Path, timeout: float):
     """Run ``system`` once on ``broker``; a :class:`Measurement`, failed or not."""
     measurement = Measurement(system.name, broker.kind, repetition, tasks)
     try:
         _preload(system, broker, tasks, env)
-        with log.open("wb") as output:
-            worker = subprocess.Popen(
-                system.worker_argv(),
-                env=env,
-                cwd=BASE_DIR,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        worker = start_worker(system.worker_argv(), env=env, log=log)
         try:
             _time(system, broker, worker, measurement, timeout)
         finally:
