@@ -120,7 +120,12 @@ class DeliveryTask(DjangoTask):
             if self.will_retry(exc):
                 self._record_failure(exc, final=False)
                 raise self.retry(
-                    exc=exc, countdown=self.retry_delay(), max_retries=self.retry_limit()
+                    exc=exc,
+                    countdown=self.retry_delay(),
+                    max_retries=self.retry_limit(),
+                    # the delivery's own choice (a caller may ask for a result), which
+                    # Celery 5.6 does not carry over to the retry by itself
+                    ignore_result=self.request.ignore_result,
                 ) from None
             self._record_failure(exc, final=True)
             self.dead_lettered(exc, args, kwargs)
