@@ -144,6 +144,8 @@ def main(argv=None) -> int:
             print(table_line(row), flush=True)
             for check, ok in row.checks.items():
                 print("    %s %s" % ("ok  " if ok else "FAIL", check), flush=True)
+            for note in row.notes:
+                print("    note %s" % note, flush=True)
             if row.count.lost_ids:
                 print("    lost: %s" % ", ".join(row.count.lost_ids[:10]), flush=True)
 

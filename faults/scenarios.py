@@ -62,6 +62,8 @@ class Row:
     count: ledger.Count = field(default_factory=ledger.Count)
     drain_seconds: float = 0.0
     checks: dict = field(default_factory=dict)
+    #: Figures reported without a verdict.
+    notes: list = field(default_factory=list)
     seconds: float = 0.0
     #: The negative control: the run must see loss.
     expects_loss: bool = False
@@ -292,18 +294,27 @@ def poison(run: Run) -> Row:
         ]
         status = ledger.statuses(stack.database)[ledger.key(poisoned)]
         ratio = baseline / with_poison if with_poison else 0.0
+        throughput = "throughput with poison %.0f%% (%.1f s against %.1f s) >= 80%%" % (
+            100 * ratio,
+            with_poison,
+            baseline,
+        )
+        checks = {
+            "poison awaiting_operator": status == "awaiting_operator",
+            "dead-lettered for its delivery limit": reasons == ["delivery_limit"],
+        }
+        # The quick profile's drains last seconds, where one slow restart of a pool
+        # process moves the ratio by 10%: it reports the figure, the full run judges it.
+        if run.profile == "full":
+            checks[throughput] = ratio >= 0.8
         return run.row(
             "poison",
             faults=1,
             expected=len(intents),
             count=ledger.count(stack.database, intents),
             drain_seconds=with_poison,
-            checks={
-                "poison awaiting_operator": status == "awaiting_operator",
-                "dead-lettered for its delivery limit": reasons == ["delivery_limit"],
-                "throughput with poison %.0f%% (%.1f s against %.1f s) >= 80%%"
-                % (100 * ratio, with_poison, baseline): ratio >= 0.8,
-            },
+            checks=checks,
+            notes=[] if run.profile == "full" else [throughput],
         )
     finally:
         stack.stop()
