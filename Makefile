@@ -78,10 +78,10 @@ $(OLDEST_VENV)/.installed: pyproject.toml
 test-oldest: $(OLDEST_VENV)/.installed ## Run the test suite on SQLite with Celery and kombu 5.6 (nixpkgs' versions)
 	env -u DATABASE_URL $(OLDEST_VENV)/bin/$(PYTEST)
 
-faults: $(INSTALLED) ## The fault suite: every scenario, both brokers, both databases (~30 min)
+faults: $(INSTALLED) ## The fault suite: every scenario, both brokers, both databases (~45 min)
 	python -m faults --profile full --postgres-url '$(POSTGRES_ADMIN_URL)' $(FAULTS_ARGS)
 
-faults-quick: $(INSTALLED) ## The fault suite's CI-sized run: both brokers, SQLite (a few minutes)
+faults-quick: $(INSTALLED) ## The fault suite's CI-sized run: both brokers, SQLite (~7 min)
 	python -m faults --profile quick $(FAULTS_ARGS)
 
 lint: $(INSTALLED) ## Check style (ruff lint and format)
@@ -92,10 +92,10 @@ format: $(INSTALLED) ## Fix style (ruff format and safe fixes)
 	ruff check --fix .
 	ruff format .
 
-bench: $(INSTALLED) ## Drain throughput of Conveyor, bare Celery and others, both brokers (~10 min)
+bench: $(INSTALLED) ## Conveyor beside bare Celery and others: drains, latency, enqueue cost (~25 min)
 	POSTGRES_ADMIN_URL='$(POSTGRES_ADMIN_URL)' python -m bench --profile full $(BENCH_ARGS)
 
-bench-quick: $(INSTALLED) ## The drain benchmark's short run: figures, not a pass or fail (~3 min)
+bench-quick: $(INSTALLED) ## The benchmark's short run: figures, not a pass or fail (~5 min)
 	POSTGRES_ADMIN_URL='$(POSTGRES_ADMIN_URL)' python -m bench --profile quick $(BENCH_ARGS)
 
 bench-health: $(INSTALLED) ## Print how long each health check takes (needs make dev's broker)

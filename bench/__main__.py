@@ -1,4 +1,4 @@
-"""``python -m bench``: how fast each task system drains a full queue, on each broker.
+"""``python -m bench``: each task system's drain throughput, latency and enqueue cost.
 
     python -m bench                         # quick: 1000 tasks, 1 repetition
     python -m bench --profile full          # 5000 tasks, 3 repetitions
@@ -6,8 +6,10 @@
 
 Prints a table per broker: the median of the repetitions in tasks per second, their
 spread, CPU milliseconds per task of the worker and of the broker, and each median as a
-multiple of bare Celery's and of the broker's floor. Writes every measurement to
-``--json`` (default ``RUN_DIR/bench.json``). A system that does not drain in time is
+multiple of bare Celery's and of the broker's floor; then bare Celery's and Conveyor's
+enqueue-to-start latency and enqueue cost (:mod:`bench.latency`). Writes every
+measurement to ``--json`` (default ``RUN_DIR/bench.json``) and the drains to a chart
+(``--png``, default beside the JSON). A system that does not drain in time is
 reported as failed and the run goes on; the exit status is not zero only when the
 benchmark itself breaks.
 """
