@@ -12,12 +12,12 @@ import os
 import shlex
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
+from faults.stack import Database
 from tests.processes import BASE_DIR, procfile
 from tests.servers import RabbitMQServer
 
@@ -209,31 +209,31 @@ class Payments(Conveyor):
     def __init__(self, database: str):
         self.database = database
         self.name = "payments-%s" % database
-        self.postgres_name = "conveyor_bench_%s" % uuid.uuid4().hex[:10]
+        #: On PostgreSQL, a database of its own on POSTGRES_ADMIN_URL's server.
+        self.scratch = None
+        if database == "postgres":
+            admin = os.environ.get(
+                "POSTGRES_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+            )
+            self.scratch = Database("postgres", Path(), postgres_url=admin)
 
     def environment(self, *, broker_url: str, redis_url: str, directory: Path) -> dict[str, str]:
         env = super().environment(broker_url=broker_url, redis_url=redis_url, directory=directory)
         env["GATEWAY_LATENCY_MS"] = "0"
-        if self.database == "postgres":
-            env["DATABASE_URL"] = "%s/%s" % (postgres_server(), self.postgres_name)
+        if self.scratch:
+            env["DATABASE_URL"] = self.scratch.url
             # production's (development's settings keep none, for runserver's sake)
             env["CONN_MAX_AGE"] = "60"
         return env
 
     def prepare(self, env: dict[str, str]) -> None:
-        if self.database == "postgres":
-            self._admin("CREATE DATABASE %s" % self.postgres_name)
+        if self.scratch:
+            self.scratch.create()
         super().prepare(env)
 
     def finish(self, env: dict[str, str]) -> None:
-        if self.database == "postgres":
-            self._admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.postgres_name)
-
-    def _admin(self, sql: str) -> None:
-        import psycopg
-
-        with psycopg.connect("%s/postgres" % postgres_server(), autocommit=True) as db:
-            db.execute(sql)
+        if self.scratch:
+            self.scratch.drop()
 
     def preload_argv(self, count: int) -> list[str]:
         return [sys.executable, "-m", "bench.preload", "payments", str(count)]
@@ -245,13 +245,6 @@ class Payments(Conveyor):
             "-c",
             "%s --hostname=a@%%h & %s --hostname=b@%%h & wait" % (one, one),
         ]
-
-
-def postgres_server() -> str:
-    """The PostgreSQL server the payments run on (``POSTGRES_ADMIN_URL`` without its
-    database), where the benchmark creates and drops a database of its own."""
-    url = os.environ.get("POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    return url.replace("postgres://", "postgresql://", 1).rsplit("/", 1)[0]
 
 
 SYSTEMS = {

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import uuid
 from pathlib import Path
 
 from tests.processes import BASE_DIR, Process, children, descendants, procfile
-from tests.servers import RabbitMQServer, RedisServer, free_port, wait_until
+from tests.servers import RabbitMQServer, RedisServer, free_port
 
 #: What every process of the stack runs with, beyond the broker and the database.
 #: A killed worker's Redis messages come back after the visibility timeout: 20 s instead
@@ -239,9 +238,3 @@ class Stack:
 
     def dead_letters(self) -> list[dict]:
         return json.loads(self.manage("deadletters", "list", "--format", "json") or "[]")
-
-    def wait_until(self, predicate, *, timeout: float, what: str):
-        return wait_until(predicate, timeout=timeout, interval=0.5, what=what)
-
-    def describe(self) -> str:
-        return shlex.join([self.broker_kind, self.database.kind])
