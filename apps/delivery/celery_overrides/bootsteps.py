@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 
 from celery import bootsteps
@@ -51,12 +53,28 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
             self.path.unlink(missing_ok=True)
 
 
+#: Held while the outbox relay has a SQLite database open; a fork of the process waits
+#: for it. The relay runs in the worker's main process, which forks the pool processes
+#: (a replacement for one that died, or that Celery terminated after losing the broker).
+#: SQLite's locks do not survive a fork: a process forked while another thread of its
+#: parent is in a transaction finds the database "locked" or "not a database" for good
+#: (https://www.sqlite.org/howtocorrupt.html, "carrying an open database connection
+#: across a fork"). Other databases' connections are not shared with the child.
+SQLITE_IN_USE = threading.Lock()
+os.register_at_fork(
+    before=SQLITE_IN_USE.acquire,
+    after_in_parent=SQLITE_IN_USE.release,
+    after_in_child=SQLITE_IN_USE.release,
+)
+
+
 class OutboxRelay(bootsteps.StartStopStep):
     """Publish what waits in the transactional outbox, in a thread of the worker's main
     process, every ``OUTBOX_RELAY_INTERVAL_SECONDS`` (at once again after a full batch).
 
     Every worker runs one; each message is claimed before it is published, so they never
-    publish the same one twice at once (:func:`apps.delivery.outbox.relay_due`).
+    publish the same one twice at once (:func:`apps.delivery.outbox.relay_due`). On
+    SQLite a batch holds :data:`SQLITE_IN_USE` and closes its connection when done.
     """
 
     #: Messages published per pass.
@@ -74,21 +92,32 @@ class OutboxRelay(bootsteps.StartStopStep):
 
     def run(self):
         from django.conf import settings
+        from django.db import connection
+
+        try:
+            while not self.stopped.wait(settings.OUTBOX_RELAY_INTERVAL_SECONDS):
+                while self.relay_batch() == self.BATCH and not self.stopped.is_set():
+                    pass
+        finally:
+            connection.close()
+
+    def relay_batch(self) -> int:
+        """Publish one batch of what is due; return how many were sent."""
         from django.db import close_old_connections, connection
 
         from ..outbox import relay_due
 
-        interval = settings.OUTBOX_RELAY_INTERVAL_SECONDS
-        try:
-            while not self.stopped.wait(interval):
-                close_old_connections()
-                try:
-                    while relay_due(limit=self.BATCH) == self.BATCH and not self.stopped.is_set():
-                        pass
-                except Exception:
-                    logger.exception("The outbox relay failed; it tries again.")
-        finally:
-            connection.close()
+        sqlite = connection.vendor == "sqlite"
+        with SQLITE_IN_USE if sqlite else contextlib.nullcontext():
+            close_old_connections()
+            try:
+                return relay_due(limit=self.BATCH)
+            except Exception:
+                logger.exception("The outbox relay failed; it tries again.")
+                return 0
+            finally:
+                if sqlite:
+                    connection.close()
 
     def stop(self, parent):
         self.stopped.set()
