@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -97,6 +98,16 @@ def versions() -> dict:
     return {name: version(name) for name in ("celery", "kombu", "django", "redis")}
 
 
+def keep_logs(directory: Path, destination: Path) -> Path:
+    """Copy a run's logs (its processes', its broker's) out of its temporary directory."""
+    shutil.rmtree(destination, ignore_errors=True)
+    for log in directory.rglob("*.log"):
+        target = destination / log.relative_to(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, target)
+    return destination
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=["quick", "full"], default="quick")
@@ -148,6 +159,9 @@ def main(argv=None) -> int:
                 print("    note %s" % note, flush=True)
             if row.count.lost_ids:
                 print("    lost: %s" % ", ".join(row.count.lost_ids[:10]), flush=True)
+            if row.verdict != "pass":
+                kept = keep_logs(run.directory, output.parent / "faults" / run.directory.name)
+                print("    logs of the stack kept in %s" % kept, flush=True)
 
     failed = [row for row in rows if row.verdict != "pass"]
     report = {

@@ -145,6 +145,14 @@ class Stack:
                 process.process.wait(timeout=30)
         self.broker.stop()
         self.database.drop()
+        self.write_logs()
+
+    def write_logs(self) -> None:
+        """Each process's output to ``logs/<name>.log`` in the stack's directory."""
+        logs = self.directory / "logs"
+        logs.mkdir(exist_ok=True)
+        for process in self.processes:
+            (logs / ("%s.log" % process.name)).write_text("\n".join(process.lines) + "\n")
 
     def start_worker(self, **env) -> Process:
         (worker,) = self.start_workers(1, **env)
