@@ -12,6 +12,8 @@ POSTGRES_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 FAULTS_ARGS ?=
 #: Extra options of `python -m bench`, e.g. BENCH_ARGS='--broker redis --system celery --system conveyor'.
 BENCH_ARGS ?=
+#: Extra options of `python -m tests.compose.check`, e.g. COMPOSE_ARGS='--broker rabbitmq'.
+COMPOSE_ARGS ?=
 #: Set to 1 to make `make test` fail when PostgreSQL does not answer (CI does).
 REQUIRE_POSTGRES ?= 0
 #: Test processes run side by side (pytest-xdist). The tests mostly wait on brokers and
@@ -31,7 +33,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 endif
 
-.PHONY: help install migrate dev test test-quick test-sqlite test-postgres test-oldest faults faults-quick lint format bench bench-quick bench-health clean
+.PHONY: help install migrate dev test test-quick test-sqlite test-postgres test-oldest faults faults-quick compose-check lint format bench bench-quick bench-health clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -83,6 +85,9 @@ faults: $(INSTALLED) ## The fault suite: every scenario, both brokers, both data
 
 faults-quick: $(INSTALLED) ## The fault suite's CI-sized run: both brokers, SQLite (~7 min)
 	python -m faults --profile quick $(FAULTS_ARGS)
+
+compose-check: $(INSTALLED) ## docker-compose up, verified step by step on Redis, then RabbitMQ (~4 min; needs Docker)
+	python -m tests.compose.check $(COMPOSE_ARGS)
 
 lint: $(INSTALLED) ## Check style (ruff lint and format)
 	ruff check .
