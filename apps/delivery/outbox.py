@@ -77,9 +77,14 @@ def publish_now(message: OutboxMessage) -> bool:
     return True
 
 
+#: A publish on the process's pooled broker connection is tried again once, on a new
+#: connection, when the pooled one turns out broken (the broker restarted since).
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0}
+
+
 def publish(message: OutboxMessage) -> None:
-    """Publish ``message`` once, waiting on the broker at most ``ENQUEUE_TIMEOUT_SECONDS``;
-    return once the broker has confirmed it, or raise."""
+    """Publish ``message`` once, waiting on the broker about ``ENQUEUE_TIMEOUT_SECONDS``
+    at most; return once the broker has confirmed it, or raise."""
     app = current_app
     task = app.tasks[message.task_name]
     timeout = settings.ENQUEUE_TIMEOUT_SECONDS
@@ -87,19 +92,18 @@ def publish(message: OutboxMessage) -> None:
     if isinstance(app.backend, RPCBackend):
         # rpc:// results go back to the publisher, which never reads them.
         options["ignore_result"] = True
-    with app.connection_for_write(connect_timeout=timeout) as connection:
-        connection.ensure_connection(max_retries=0, timeout=timeout)
-        task.apply_async(
-            message.args,
-            message.kwargs,
-            task_id=str(message.task_id),
-            headers=dict(message.headers),
-            connection=connection,
-            retry=False,
-            timeout=timeout,
-            confirm_timeout=timeout,
-            **options,
-        )
+    # The producer pool's connection, as delay() uses: no connection set up per message.
+    task.apply_async(
+        message.args,
+        message.kwargs,
+        task_id=str(message.task_id),
+        headers=dict(message.headers),
+        retry=True,
+        retry_policy=PUBLISH_RETRY_POLICY,
+        timeout=timeout,
+        confirm_timeout=timeout,
+        **options,
+    )
 
 
 def relay_due(*, limit: int = 100) -> int:
