@@ -43,8 +43,12 @@ BEAT = [sys.executable, "-m", "celery", "-A", "config.celery", "beat"]
             {"DJANGO_SETTINGS_MODULE": "config.settings.prod", "ALLOWED_HOSTS": "example.com"},
             "Configuration error: Set the SECRET_KEY environment variable",
         ),
+        (
+            {"WORKER_PREFETCH_MULTIPLIER": "0"},
+            "Configuration error: WORKER_PREFETCH_MULTIPLIER=0 must be between 1 and 100.",
+        ),
     ],
-    ids=["scheme", "port", "number", "secret-key"],
+    ids=["scheme", "port", "number", "secret-key", "prefetch"],
 )
 def test_bad_configuration_is_one_clear_line(argv, env, message):
     result = run(argv, **env)
