@@ -18,7 +18,9 @@ with its plain client; ``celery``, bare Celery with its defaults (:mod:`bench.ba
 (:mod:`bench.cookiecutter`); ``dramatiq``, Dramatiq's defaults
 (:mod:`bench.dramatiq_app`); ``conveyor``, this project as shipped (its own task, keeping no
 result as a task does by default, the Procfile's worker command); ``conveyor-results``,
-the same with ``add`` keeping its result as it does for its callers. Repetitions are
+the same with ``add`` keeping its result as it does for its callers; the ablations
+``conveyor-classic``, ``conveyor-prefetch4`` and both, run only when named (what the
+quorum queue and one message per process cost). Repetitions are
 interleaved (every repetition runs every broker and every system once), brokers are
 throwaway servers started once per run and emptied between runs. :mod:`bench.measure`
 holds the clock and the CPU readings.

@@ -213,7 +213,8 @@ def others(directory, brokers, kinds, systems, envs, measurements, extra) -> dic
             for how, name in (
                 ("celery", "celery"),
                 ("conveyor", "conveyor"),
-                ("outbox", "conveyor"),
+                ("outbox-sqlite", "conveyor"),
+                ("outbox-postgres", "payments-postgres"),
             ):
                 if name in by_name:
                     result = enqueue_cost(how, env=envs[name, kind], count=extra["enqueue"])
@@ -254,7 +255,9 @@ def latency_table(figures: dict, kind: str) -> list[str]:
 def _percentile_line(name: str, result: dict) -> str:
     if result.get("error"):
         return "%-22s %s" % (name, result["error"].splitlines()[0])
-    return "%-22s %9.2f %9.2f %9.2f" % (name, result["p50_ms"], result["p99_ms"], result["max_ms"])
+    line = "%-22s %9.2f %9.2f %9.2f" % (name, result["p50_ms"], result["p99_ms"], result["max_ms"])
+    senders = result.get("senders", 1)
+    return line + ("  (%d senders)" % senders if senders > 1 else "")
 
 
 def main(argv=None) -> int:
@@ -277,7 +280,8 @@ def main(argv=None) -> int:
     tasks, repeat = PROFILES[args.profile]
     tasks, repeat = args.tasks or tasks, args.repeat or repeat
     kinds = list(dict.fromkeys(args.broker or BROKERS))
-    systems = [SYSTEMS[name] for name in dict.fromkeys(args.system or SYSTEMS)]
+    named = args.system or [name for name, system in SYSTEMS.items() if not system.ablation]
+    systems = [SYSTEMS[name] for name in dict.fromkeys(named)]
     output = args.json or Path(os.environ.get("RUN_DIR", ".run")) / "bench.json"
     chart_path = args.png or output.with_suffix(".png")
     workloads = args.workload or WORKLOADS

@@ -6,8 +6,10 @@ request (a row written in the request's transaction, published when it commits).
 - ``celery``: bare Celery's ``add.delay(1, 1)``;
 - ``conveyor``: Conveyor's ``add.delay(1, 1)``, as shipped (publisher confirms on
   RabbitMQ; ``add`` keeps its result);
-- ``outbox``: Conveyor's ``enqueue_on_commit("apps.users.tasks.add", 1, 1)`` inside
-  ``transaction.atomic()``: the insert, the commit, the publish and its mark as sent.
+- ``outbox-sqlite``, ``outbox-postgres``: Conveyor's
+  ``enqueue_on_commit("apps.users.tasks.add", 1, 1)`` inside ``transaction.atomic()``:
+  the insert, the commit, the publish and its mark as sent, on the database its
+  environment names (``DATABASE_URL``).
 """
 
 from __future__ import annotations

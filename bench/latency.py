@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -25,6 +26,10 @@ from .measure import Failed, start_worker, stop_tree
 READY_TIMEOUT_SECONDS = 90
 #: The sender may fall this share of the run behind before the run is invalid.
 MAX_BEHIND = 0.02
+#: Tasks per second one sender process is given at most: a Conveyor publish on
+#: RabbitMQ waits for the broker's confirmation (about 1.6 ms), so one sender keeps
+#: about 600/s, not bare Celery's half rate there.
+SENDER_RATE = 400
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -56,7 +61,12 @@ def latency(system, broker, *, rate: float, seconds: float, env: dict, directory
         probes.unlink()
         sent = _send(system, env, rate=rate, seconds=seconds)
         delays = _wait_for_lines(probes, sent["sent"], worker, 60 + seconds)
-        result.update(percentiles(delays), sent=sent["sent"], behind_s=sent["behind"])
+        result.update(
+            percentiles(delays),
+            sent=sent["sent"],
+            behind_s=sent["behind"],
+            senders=sent["senders"],
+        )
         if sent["behind"] > MAX_BEHIND * seconds:
             result["error"] = "the sender fell %.2f s behind: invalid" % sent["behind"]
     except Failed as exc:
@@ -67,19 +77,55 @@ def latency(system, broker, *, rate: float, seconds: float, env: dict, directory
     return result
 
 
+def senders_for(rate: float) -> int:
+    """Sender processes for ``rate``: one keeps ``SENDER_RATE`` comfortably."""
+    return max(1, math.ceil(rate / SENDER_RATE))
+
+
 def _send(system, env: dict, *, rate: float, seconds: float) -> dict:
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.probe", system.name, str(rate), str(seconds)],
-        env=env,
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=120 + seconds,
-        check=False,
-    )
-    if run.returncode:
-        raise Failed("the sender exited with %d: %s" % (run.returncode, run.stderr[-1500:]))
-    return json.loads(run.stdout)
+    """Send the probe open loop from :func:`senders_for` processes on one schedule, which
+    starts once every one of them is connected."""
+    senders = senders_for(rate)
+    runs = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "bench.probe", system.name, str(rate), str(seconds)),
+                *(str(senders), str(index)),
+            ],
+            env=env,
+            cwd=BASE_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(senders)
+    ]
+    try:
+        for run in runs:
+            if run.stdout.readline().strip() != "ready":
+                run.wait(timeout=60)
+                error = run.stderr.read()[-1500:]
+                raise Failed("a sender exited with %d: %s" % (run.returncode, error))
+        start = time.time() + 0.1
+        answers = []
+        for run in runs:
+            run.stdin.write("%r\n" % start)
+            run.stdin.flush()
+        for run in runs:
+            out, err = run.communicate(timeout=120 + seconds)
+            if run.returncode:
+                raise Failed("a sender exited with %d: %s" % (run.returncode, err[-1500:]))
+            answers.append(json.loads(out))
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+    return {
+        "sent": sum(a["sent"] for a in answers),
+        "behind": max(a["behind"] for a in answers),
+        "senders": senders,
+    }
 
 
 def _wait_for_lines(path: Path, count: int, worker, timeout: float) -> list[float]:

@@ -5,10 +5,14 @@ The worker loads the task with ``--include bench.probe`` (Conveyor's worker as s
 or bare Celery's); each run appends ``start - intended send time`` in seconds, one line
 per task, to ``BENCH_PROBE_FILE``.
 
-    python -m bench.probe SYSTEM RATE SECONDS     # send; print {"sent", "behind"} as JSON
+    python -m bench.probe SYSTEM RATE SECONDS [SENDERS INDEX]
+                                    # send; print {"sent", "behind"} as JSON
 
-Open loop: message ``i`` is due at ``t0 + i / RATE`` and carries that time, whether or
-not the sender keeps up; ``behind`` is how late the last one went out.
+Open loop: message ``i`` is due at ``start + i / RATE`` and carries that time, whether or
+not the sender keeps up; ``behind`` is how late the last one went out. The sender
+connects, prints ``ready``, and reads ``start`` (a Unix time) from its standard input.
+A rate one sender cannot keep is shared by ``SENDERS`` processes on one schedule:
+sender ``INDEX`` sends messages ``INDEX``, ``INDEX + SENDERS``, ...
 """
 
 from __future__ import annotations
@@ -46,21 +50,24 @@ def app_of(system: str):
     return app
 
 
-def send(system: str, rate: float, seconds: float) -> dict:
+def send(system: str, rate: float, seconds: float, *, senders: int = 1, index: int = 0) -> dict:
     app = app_of(system)
     task = app.tasks[started.name]
-    count = int(rate * seconds)
-    first = time.time() + 0.2
+    mine = range(index, int(rate * seconds), senders)
     with app.producer_or_acquire() as producer:
-        for n in range(count):
-            intended = first + n / rate
+        producer.connection.ensure_connection()
+        print("ready", flush=True)
+        start = intended = float(sys.stdin.readline())
+        for n in mine:
+            intended = start + n / rate
             wait = intended - time.time()
             if wait > 0:
                 time.sleep(wait)
             task.apply_async((intended,), producer=producer)
-    return {"sent": count, "behind": max(0.0, time.time() - intended)}
+    return {"sent": len(mine), "behind": max(0.0, time.time() - intended)}
 
 
 if __name__ == "__main__":
     system, rate, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-    print(json.dumps(send(system, rate, seconds)))
+    senders, index = map(int, sys.argv[4:6]) if sys.argv[4:] else (1, 0)
+    print(json.dumps(send(system, rate, seconds, senders=senders, index=index)))

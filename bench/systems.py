@@ -46,6 +46,8 @@ class System:
     rabbitmq_queue = ""
     #: The RabbitMQ queues it declares, deleted between runs.
     rabbitmq_queues: tuple[str, ...] = ()
+    #: Run only when named with ``--system``.
+    ablation = False
     #: Messages its worker may hold unacknowledged on RabbitMQ (all its processes): at
     #: most this many are still in flight when the clock stops there.
     rabbitmq_prefetch = 0
@@ -200,6 +202,30 @@ class ConveyorResults(Conveyor):
     name = "conveyor-results"
 
 
+class ConveyorVariant(Conveyor):
+    """Conveyor with a classic queue instead of a quorum queue
+    (:mod:`bench.conveyor_classic`), or ``WORKER_PREFETCH_MULTIPLIER=4`` instead of 1:
+    an ablation, run only when asked for (``--system``)."""
+
+    ablation = True
+
+    def __init__(self, *, queue_type: str = "quorum", prefetch: int = 1):
+        self.queue_type, self.prefetch = queue_type, prefetch
+        parts = ["conveyor"] + ["classic"] * (queue_type == "classic")
+        self.name = "-".join(parts + ["prefetch%d" % prefetch] * (prefetch != 1))
+        self.rabbitmq_prefetch = prefetch * 2
+
+    def environment(self, *, broker_url: str, redis_url: str, directory: Path) -> dict[str, str]:
+        env = super().environment(broker_url=broker_url, redis_url=redis_url, directory=directory)
+        if self.queue_type == "classic":
+            env["DJANGO_SETTINGS_MODULE"] = "bench.conveyor_classic"
+        env["WORKER_PREFETCH_MULTIPLIER"] = str(self.prefetch)
+        return env
+
+    def preload_argv(self, count: int) -> list[str]:
+        return [sys.executable, "-m", "bench.preload", "conveyor", str(count)]
+
+
 class Payments(Conveyor):
     """Payments end to end: ``N`` payments created by the payments service (each row and
     its outbox message in one transaction, the task published on commit), processed by
@@ -256,6 +282,9 @@ SYSTEMS = {
         Dramatiq(),
         Conveyor(),
         ConveyorResults(),
+        ConveyorVariant(queue_type="classic"),
+        ConveyorVariant(prefetch=4),
+        ConveyorVariant(queue_type="classic", prefetch=4),
         Payments("sqlite"),
         Payments("postgres"),
     )
