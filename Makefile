@@ -80,7 +80,7 @@ $(OLDEST_VENV)/.installed: pyproject.toml
 test-oldest: $(OLDEST_VENV)/.installed ## Run the test suite on SQLite with Celery and kombu 5.6 (nixpkgs' versions)
 	env -u DATABASE_URL $(OLDEST_VENV)/bin/$(PYTEST)
 
-faults: $(INSTALLED) ## The fault suite: every scenario, both brokers, both databases (~45 min)
+faults: $(INSTALLED) ## The fault suite: every scenario, both brokers, both databases (~36 min)
 	python -m faults --profile full --postgres-url '$(POSTGRES_ADMIN_URL)' $(FAULTS_ARGS)
 
 faults-quick: $(INSTALLED) ## The fault suite's CI-sized run: both brokers, SQLite (~7 min)
