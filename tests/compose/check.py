@@ -31,6 +31,8 @@ BROKERS = {
 }
 #: The services that must become healthy; ``migrate`` must exit 0 instead.
 HEALTHY = ("redis", "rabbitmq", "postgres", "web", "worker", "beat")
+#: docker-compose 1.29 builds with the docker CLI, which needs BuildKit for the Dockerfile.
+BUILD_ENV = {"COMPOSE_DOCKER_CLI_BUILD": "1", "DOCKER_BUILDKIT": "1"}
 #: The services whose every log line must be JSON.
 JSON_SERVICES = ("web", "worker", "beat")
 
@@ -64,8 +66,7 @@ class Stack:
             "RABBITMQ_MANAGEMENT_PORT": str(free_port()),
             # beat sends the cleanup every minute, so that the check sees the worker run it
             "CLEANUP_SCHEDULE": "* * * * *",
-            "COMPOSE_DOCKER_CLI_BUILD": "1",
-            "DOCKER_BUILDKIT": "1",
+            **BUILD_ENV,
         }
         self.env.pop("DATABASE_URL", None)
 
@@ -92,8 +93,9 @@ class Stack:
             "exec", "-T", "web", "python", "manage.py", "shell", "-c", code, timeout=180
         )
 
-    def containers(self, service: str) -> list[str]:
-        return self.run("ps", "-q", service).split()
+    def containers(self, service: str, *, stopped: bool = False) -> list[str]:
+        """The service's container ids: running ones, or with ``stopped`` all of them."""
+        return self.run("ps", *["-a"] * stopped, "-q", service).split()
 
     def state(self) -> dict[str, list[tuple[str, str, int]]]:
         """Each service's containers: (status, health, exit code)."""
@@ -115,7 +117,7 @@ class Stack:
     def logs(self, service: str) -> list[str]:
         """The output of the service's containers, line by line (``docker logs``)."""
         lines = []
-        for container in self.run("ps", "-a", "-q", service).split():
+        for container in self.containers(service, stopped=True):
             lines += self.container_logs(container)
         return lines
 
@@ -134,7 +136,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         while True:
             found = []
-            for container in self.run("ps", "-a", "-q", service).split():
+            for container in self.containers(service, stopped=True):
                 lines = self.container_logs(container)
                 found += [line for line in lines if re.search(pattern, line)][:1]
             if len(found) >= containers:
@@ -357,7 +359,7 @@ def main(argv=None) -> int:
     build = subprocess.run(
         [*compose, "build"],
         cwd=BASE_DIR,
-        env={**os.environ, "COMPOSE_DOCKER_CLI_BUILD": "1", "DOCKER_BUILDKIT": "1"},
+        env={**os.environ, **BUILD_ENV},
         capture_output=True,
         text=True,
         timeout=1200,
