@@ -16,7 +16,8 @@ FORMATTERS = {"json": JsonFormatter, "console": ConsoleFormatter}
 
 
 def logging_config(*, fmt: str, level: str) -> dict:
-    """The ``LOGGING`` setting: every logger to stdout, in ``fmt``, at ``level``."""
+    """The ``LOGGING`` setting: every logger to stdout, in ``fmt``, at ``level``; one
+    line per web request, the correlation middleware's."""
     if fmt not in FORMATTERS:
         raise ConfigurationError("LOG_FORMAT=%r: use json or console." % fmt)
     if not isinstance(logging.getLevelName(level), int):
@@ -26,7 +27,10 @@ def logging_config(*, fmt: str, level: str) -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": _path(ContextFilter)}},
+        "filters": {
+            "context": {"()": _path(ContextFilter)},
+            "no_request_lines": {"()": _path(DropRequestLines)},
+        },
         "formatters": {"default": {"()": _path(FORMATTERS[fmt])}},
         "handlers": {
             "stdout": {
@@ -40,12 +44,28 @@ def logging_config(*, fmt: str, level: str) -> dict:
         "loggers": {
             # Django's and Celery's loggers propagate to the root, one format for all.
             "django": {"level": level, "handlers": [], "propagate": True},
-            "django.server": {"level": level, "handlers": [], "propagate": True},
+            # runserver's own line per request repeats the correlation middleware's
+            # (apps/delivery/middleware.py), which carries the correlation id.
+            "django.server": {
+                "level": level,
+                "handlers": [],
+                "propagate": True,
+                "filters": ["no_request_lines"],
+            },
             "celery": {"level": level, "handlers": [], "propagate": True},
             # SQL at DEBUG would drown everything else.
             "django.db.backends": {"level": "INFO" if level == "DEBUG" else level},
         },
     }
+
+
+class DropRequestLines(logging.Filter):
+    """Drop the line runserver logs for each request it answered (``"GET / HTTP/1.1"
+    200 1234``: its arguments and the request's ``status_code``), and keep its other
+    messages, such as the one about a browser speaking HTTPS to it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (hasattr(record, "status_code") and record.args)
 
 
 def _path(cls: type) -> str:

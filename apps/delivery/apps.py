@@ -9,9 +9,10 @@ class DeliveryConfig(AppConfig):
     name = "apps.delivery"
 
     def ready(self):
-        from .checks import celery_settings_check
+        from .checks import celery_settings_check, unread_variables_check
 
         checks.register(celery_settings_check)
+        checks.register(unread_variables_check)
         # Every app's tasks module, in every process (Celery imports them only in workers),
         # so that a service can enqueue a task by name (apps.delivery.outbox).
         autodiscover_modules("tasks")

@@ -15,6 +15,8 @@ from config.environment import (
     ConfigurationError,
     broker_kind,
     broker_transport,
+    check_result_backend,
+    database_from_env,
     default_result_backend,
     env,
     schedule_from_env,
@@ -26,6 +28,12 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # A .env file in the project root is read if present; real environment variables win.
 if (BASE_DIR / ".env").is_file():
     env.read_env(BASE_DIR / ".env")
+
+#: Every environment variable Conveyor reads. This is env's own set: each variable the
+#: settings read (dev's and prod's too) joins it as it is read. A variable that is set,
+#: is not in it, and looks like the misspelling of one that is gets a warning
+#: (apps/delivery/checks.py).
+ENVIRONMENT_VARIABLES = env.names_read
 
 #: Where development services and processes keep their state (git-ignored).
 RUN_DIR = Path(env.str("RUN_DIR", default=str(BASE_DIR / ".run"))).resolve()
@@ -106,9 +114,9 @@ LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
 # Database
 # ------------------------------------------------------------------------------
 # SQLite needs no set-up; production and docker-compose use PostgreSQL
-# (DATABASE_URL=postgres://user:password@host:5432/name).
+# (DATABASE_URL=postgres://user:password@host:5432/name). No other database.
 DATABASES = {
-    "default": env.db("DATABASE_URL", default="sqlite:///%s" % (RUN_DIR / "db.sqlite3")),
+    "default": database_from_env("DATABASE_URL", default="sqlite:///%s" % (RUN_DIR / "db.sqlite3")),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -120,7 +128,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         init_command="PRAGMA journal_mode=WAL;",
     )
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 # ------------------------------------------------------------------------------
@@ -132,13 +140,8 @@ broker_kind(CELERY_BROKER_URL)  # a bad URL stops start-up here, naming the vari
 CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND", default=default_result_backend(CELERY_BROKER_URL)
 )
-if CELERY_RESULT_BACKEND.startswith(("redis://", "rediss://")):
-    broker_kind(CELERY_RESULT_BACKEND, variable="CELERY_RESULT_BACKEND")
-    if CELERY_RESULT_BACKEND == CELERY_BROKER_URL:
-        raise ConfigurationError(
-            "CELERY_RESULT_BACKEND is the broker's own Redis database: "
-            "use another database number for results."
-        )
+# Redis or rpc://, and never the broker's own Redis database, however spelt.
+check_result_backend(CELERY_RESULT_BACKEND, broker_url=CELERY_BROKER_URL)
 
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-retry-on-startup
 # A worker started before its broker waits for it instead of exiting.
@@ -168,7 +171,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # down, give up as the publish does (Celery's default is 20 attempts a second apart).
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": CELERY_TASK_PUBLISH_RETRY_POLICY}
 #: How often a worker's outbox relay looks for messages the broker has not taken yet.
-OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=1.0)
+OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=1.0, above=0)
 
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#result-expires
 CELERY_RESULT_EXPIRES = timedelta(seconds=env.int("RESULT_EXPIRES_SECONDS", default=86400))
@@ -347,7 +350,7 @@ GATEWAY_OUTAGE = env.bool("GATEWAY_OUTAGE", default=False)
 #: Probability (0 to 1) that a charge fails transiently.
 GATEWAY_FAILURE_RATE = env.float("GATEWAY_FAILURE_RATE", default=0.0)
 #: How long the gateway takes to answer a charge, in milliseconds.
-GATEWAY_LATENCY_MS = env.int("GATEWAY_LATENCY_MS", default=0)
+GATEWAY_LATENCY_MS = env.int("GATEWAY_LATENCY_MS", default=0, minimum=0)
 if not 0 <= GATEWAY_FAILURE_RATE <= 1:
     raise ConfigurationError(
         "GATEWAY_FAILURE_RATE=%s must be between 0 and 1." % GATEWAY_FAILURE_RATE
@@ -381,7 +384,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 #: For verification only: run every periodic task every N seconds instead.
-BEAT_SCHEDULE_OVERRIDE_SECONDS = env.float("BEAT_SCHEDULE_OVERRIDE_SECONDS", default=0)
+BEAT_SCHEDULE_OVERRIDE_SECONDS = env.float("BEAT_SCHEDULE_OVERRIDE_SECONDS", default=0, minimum=0)
 if BEAT_SCHEDULE_OVERRIDE_SECONDS:
     for _entry in CELERY_BEAT_SCHEDULE.values():
         _entry["schedule"] = timedelta(seconds=BEAT_SCHEDULE_OVERRIDE_SECONDS)

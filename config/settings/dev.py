@@ -15,4 +15,4 @@ LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
 # outlives its thread's request: under load the web process held 80 connections and
 # PostgreSQL refused new ones (Django's docs: no persistent connections in development).
 if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0, minimum=0)

@@ -1,9 +1,11 @@
 """The ``LOGGING`` setting built from LOG_FORMAT and LOG_LEVEL."""
 
+import logging
+
 import pytest
 
 from config.environment import ConfigurationError
-from config.logs import logging_config
+from config.logs import DropRequestLines, logging_config
 
 
 def test_a_bad_log_format_or_level_is_a_configuration_error():
@@ -11,3 +13,24 @@ def test_a_bad_log_format_or_level_is_a_configuration_error():
         logging_config(fmt="xml", level="INFO")
     with pytest.raises(ConfigurationError, match="LOG_LEVEL='LOUD'"):
         logging_config(fmt="json", level="LOUD")
+
+
+def server_record(msg, *args, **extra):
+    record = logging.LogRecord("django.server", logging.INFO, __file__, 1, msg, args, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_runservers_request_lines_are_left_to_the_correlation_middleware():
+    # given
+    keep = DropRequestLines().filter
+    request_line = server_record('"%s" %s %s', "GET / HTTP/1.1", "200", "10", status_code=200)
+    https = server_record(
+        "You're accessing the development server over HTTPS, but it only supports HTTP.",
+        status_code=500,
+    )
+    broken_pipe = server_record("- Broken pipe from %s", ("127.0.0.1", 5000))
+    # then
+    assert not keep(request_line)
+    assert keep(https)
+    assert keep(broken_pipe)

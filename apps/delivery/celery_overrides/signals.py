@@ -11,6 +11,7 @@ import sys
 from celery import signals
 from celery.apps import worker as celery_worker
 
+from ..checks import unread_variable_warnings
 from ..logs.context import (
     CORRELATION_HEADER,
     current_correlation_id,
@@ -71,6 +72,11 @@ def log_worker_connections(sender=None, **kwargs):
 
 def _log_connections(role: str, app) -> None:
     from django.conf import settings
+
+    # Once per process, as manage.py check would: a misspelt variable's setting kept
+    # its default.
+    for message in unread_variable_warnings():
+        logger.warning("%s", message)
 
     database = settings.DATABASES["default"]
     logger.info(
