@@ -23,7 +23,7 @@ PYTEST := pytest -n $(TEST_PROCESSES) --dist worksteal
 #: `make test-oldest` runs the tests with the oldest Celery and kombu Conveyor
 #: supports, the versions nixpkgs (the Nix flake) provides, in a virtualenv of their own.
 OLDEST_VENV ?= .venv-oldest
-OLDEST_PINS ?= 'celery[redis]~=5.6.0' 'kombu~=5.6.0'
+OLDEST_PINS ?= 'celery[redis]~=5.6.0' 'kombu~=5.6.0' 'django-ninja~=1.4.0'
 
 # Inside `nix develop` the shell already provides every tool; elsewhere a virtualenv does.
 ifdef IN_NIX_SHELL
@@ -77,7 +77,7 @@ $(OLDEST_VENV)/.installed: pyproject.toml
 	$(OLDEST_VENV)/bin/pip install --quiet -e '.[dev]' $(OLDEST_PINS)
 	@touch $@
 
-test-oldest: $(OLDEST_VENV)/.installed ## Run the test suite on SQLite with Celery and kombu 5.6 (nixpkgs' versions)
+test-oldest: $(OLDEST_VENV)/.installed ## Run the test suite on SQLite with Celery, kombu 5.6 and django-ninja 1.4 (nixpkgs' versions)
 	env -u DATABASE_URL $(OLDEST_VENV)/bin/$(PYTEST)
 
 faults: $(INSTALLED) ## The fault suite: every scenario, both brokers, both databases (~36 min)

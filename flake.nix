@@ -28,6 +28,7 @@
             redis
             django-environ
             python-json-logger
+            django-ninja
             psycopg
             pytest
             pytest-django
@@ -38,6 +39,7 @@
             dramatiq
             pika # dramatiq[rabbitmq]
             matplotlib
+            schemathesis
           ]
         );
 

@@ -1,12 +1,19 @@
 """URL configuration."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import path
 
 from apps.delivery.views import dead_letter_list
+from config.api import api
 
 urlpatterns = [
     path("admin/dead-letters/", dead_letter_list, name="dead-letters"),
     path("admin/", admin.site.urls),
-    path("api/payments/", include("apps.payments.urls")),
+    path("api/", api.urls),
 ]
+
+# Errors: problem details under /api/ (apps/api/problems.py), Django's pages elsewhere.
+handler400 = "apps.api.problems.bad_request"
+handler403 = "apps.api.problems.permission_denied"
+handler404 = "apps.api.problems.page_not_found"
+handler500 = "apps.api.problems.server_error"

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # The HTTP API's OpenAPI schema and docs page (apps/api/).
+    "ninja",
     "apps.delivery",
     "apps.common",
     "apps.users",
@@ -64,6 +66,8 @@ MIDDLEWARE = [
     "apps.delivery.middleware.HealthCheckMiddleware",
     # Then the correlation id, so every log line of a request carries it.
     "apps.delivery.middleware.CorrelationIdMiddleware",
+    # Every error under /api/ answers in one JSON shape, whoever raised it.
+    "apps.api.middleware.ProblemDetailsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -74,6 +78,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# A request the CSRF check refuses: a JSON problem under /api/, Django's page elsewhere.
+CSRF_FAILURE_VIEW = "apps.api.problems.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 

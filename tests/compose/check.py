@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -157,6 +158,17 @@ class Stack:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)
 
+    def fetch(self, method: str, path: str, body: bytes | None = None):
+        """(status, content type, body) of any answer, an error's included."""
+        request = urllib.request.Request(
+            "http://127.0.0.1:%d%s" % (self.web_port, path), data=body, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.headers["Content-Type"], response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers["Content-Type"], error.read()
+
     def post_payment(self, source: str = "tok_ok") -> str:
         answer = self.http(
             "POST", "/api/payments/", {"amount": "12.50", "currency": "EUR", "source": source}
@@ -234,6 +246,23 @@ def payment_processed_once(stack: Stack) -> str:
     if len(charges) != 1:
         raise Failed("payment %s charged %d times" % (payment_id, len(charges)))
     return "payment %s processed, charged once" % payment_id
+
+
+def api_schema_docs_and_problems(stack: Stack) -> str:
+    status, _, body = stack.fetch("GET", "/api/schema/")
+    if status != 200 or not json.loads(body)["openapi"].startswith("3."):
+        raise Failed("GET /api/schema/ answered %s" % status)
+    status, _, body = stack.fetch("GET", "/api/docs/")
+    script = re.search(rb'src="(/static/[^"]+\.js)"', body)
+    if status != 200 or script is None:
+        raise Failed("GET /api/docs/ answered %s without its script" % status)
+    status, _, _ = stack.fetch("GET", script.group(1).decode())
+    if status != 200:
+        raise Failed("the docs page's %s answered %s" % (script.group(1).decode(), status))
+    status, content_type, body = stack.fetch("POST", "/api/payments/", b"[" * 100_000)
+    if (status, content_type) != (400, "application/problem+json"):
+        raise Failed("a hostile body answered %s %s" % (status, content_type))
+    return "schema, docs page (with its static files) and a JSON problem for a hostile body"
 
 
 def retry_after_its_delay(stack: Stack) -> str:
@@ -317,6 +346,7 @@ STEPS = (
     add_from_the_shell,
     beat_names_its_schedule,
     payment_processed_once,
+    api_schema_docs_and_problems,
     retry_after_its_delay,
     cleanup_runs,
     warm_shutdown_finishes_the_charge,
