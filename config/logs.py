@@ -30,6 +30,7 @@ def logging_config(*, fmt: str, level: str) -> dict:
         "filters": {
             "context": {"()": _path(ContextFilter)},
             "no_request_lines": {"()": _path(DropRequestLines)},
+            "no_client_errors": {"()": _path(DropClientErrors)},
         },
         "formatters": {"default": {"()": _path(FORMATTERS[fmt])}},
         "handlers": {
@@ -44,6 +45,14 @@ def logging_config(*, fmt: str, level: str) -> dict:
         "loggers": {
             # Django's and Celery's loggers propagate to the root, one format for all.
             "django": {"level": level, "handlers": [], "propagate": True},
+            # Django's warning for each 4xx answer ("Not Found: /x") repeats it too; a
+            # 5xx, with its traceback, stays.
+            "django.request": {
+                "level": level,
+                "handlers": [],
+                "propagate": True,
+                "filters": ["no_client_errors"],
+            },
             # runserver's own line per request repeats the correlation middleware's
             # (apps/delivery/middleware.py), which carries the correlation id.
             "django.server": {
@@ -66,6 +75,14 @@ class DropRequestLines(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (hasattr(record, "status_code") and record.args)
+
+
+class DropClientErrors(logging.Filter):
+    """Drop Django's line for a 4xx answer (``Not Found: /x``, with the record's
+    ``status_code``): the request's own line says it already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not 400 <= getattr(record, "status_code", 0) < 500
 
 
 def _path(cls: type) -> str:

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from config.environment import ConfigurationError
-from config.logs import DropRequestLines, logging_config
+from config.logs import DropClientErrors, DropRequestLines, logging_config
 
 
 def test_a_bad_log_format_or_level_is_a_configuration_error():
@@ -34,3 +34,13 @@ def test_runservers_request_lines_are_left_to_the_correlation_middleware():
     assert not keep(request_line)
     assert keep(https)
     assert keep(broken_pipe)
+
+
+def test_djangos_4xx_warnings_are_left_to_the_correlation_middleware():
+    keep = DropClientErrors().filter
+    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "x", (), None)
+    for status, kept in ((404, False), (400, False), (405, False), (500, True), (503, True)):
+        record.status_code = status
+        assert keep(record) is kept, status
+    del record.status_code
+    assert keep(record)

@@ -1,10 +1,12 @@
 """A bad configuration stops every entry point with one line naming the problem."""
 
 import os
+import re
 import secrets
 import subprocess
 import sys
 import textwrap
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -241,8 +243,8 @@ def test_a_worker_and_beat_log_a_misspelt_variable_once(start_worker, start_beat
 
 
 def test_development_logs_one_line_per_request(tmp_path):
-    """The correlation middleware's line (with the request id) is the only one:
-    runserver's own line for the request is left out."""
+    """The correlation middleware's line (with the request id) is the only one, for an
+    error too: runserver's own line and Django's warning for a 4xx are left out."""
     # given
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env.update(
@@ -252,21 +254,26 @@ def test_development_logs_one_line_per_request(tmp_path):
         PYTHONUNBUFFERED="1",
     )
     web = Web(env, port=free_port()).start()
+    requests = {"/admin/login/": 200, "/api/payments/?status=lost": 400, "/api/nothing/": 404}
     try:
         # when
-        for number in (1, 2):
+        for number, (path, status) in enumerate(requests.items()):
             request = urllib.request.Request(
-                web.url + "/admin/login/", headers={"X-Request-ID": "one-line-%d" % number}
+                web.url + path, headers={"X-Request-ID": "one-line-%d" % number}
             )
-            with urllib.request.urlopen(request, timeout=10) as response:
-                assert response.status == 200
-        web.wait_for("GET /admin/login/ 200", count=2)
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    answered = response.status
+            except urllib.error.HTTPError as error:
+                answered = error.code
+            assert answered == status
+            web.wait_for("GET %s %d" % (re.escape(path), status))
     finally:
         web.stop()
         web.wait(timeout=10)
     # then
-    lines = web.matching("/admin/login/")
-    assert len(lines) == 2, web.output
-    assert "one-line-1" in lines[0]
-    assert "one-line-2" in lines[1]
+    for number, path in enumerate(requests):
+        lines = web.matching(re.escape(path.split("?")[0]))
+        assert len(lines) == 1, web.output
+        assert "one-line-%d" % number in lines[0]
     assert web.matching("Starting development server"), web.output
