@@ -25,6 +25,14 @@ class TaskFailureAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # A failure whose dead letter still waits is what the operator tools show of it:
+        # it goes when the letter is replayed or purged (/admin/dead-letters/). The
+        # admin refuses a selection that holds one, as a whole.
+        if obj is not None and obj.dead_lettered_at is not None:
+            return False
+        return super().has_delete_permission(request, obj)
+
 
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(admin.ModelAdmin):
