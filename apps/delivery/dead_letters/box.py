@@ -9,7 +9,7 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -201,6 +201,16 @@ def _body_text(message: RawMessage) -> str:
         return "base64:" + base64.b64encode(message.body).decode()
 
 
+def _letters(ids: list[str]) -> str:
+    return "%d dead letter%s" % (len(ids), "" if len(ids) == 1 else "s")
+
+
+def _ids(ids: list[str], shown: int = 10) -> str:
+    """The first ``shown`` ids, and how many more: one log line, whatever the count."""
+    more = len(ids) - shown
+    return ", ".join(ids[:shown]) + (" and %d more" % more if more > 0 else "")
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
@@ -249,8 +259,15 @@ class DeadLetterBox:
                 return letter
         raise DeadLetterNotFound(letter_id)
 
-    def replay(self, *, ids: list[str] | None = None, task: str | None = None) -> list[str]:
-        """Republish dead letters to their queues with a fresh retry budget; return their ids."""
+    def replay(
+        self,
+        *,
+        ids: list[str] | None = None,
+        task: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Republish dead letters to their queues with a fresh retry budget; return their
+        ids. ``progress(done)`` is called after each one."""
         replayed = []
         with self.taking(limit=100_000) as pairs:
             for message, remove in pairs:
@@ -260,16 +277,23 @@ class DeadLetterBox:
                 if not remove(replacement=fresh_copy(message), queue=letter.queue):
                     continue  # another replay took it first
                 replayed.append(letter.id)
-                logger.info(
+                logger.debug(
                     "Dead letter %s (%s) replayed to %s.", letter.id, letter.task_name, letter.queue
                 )
+                if progress:
+                    progress(len(replayed))
         TaskFailure.objects.filter(task_id__in=replayed).update(
             replays=F("replays") + 1, replayed_at=timezone.now(), dead_lettered_at=None
         )
+        if replayed:
+            logger.info("%s replayed: %s.", _letters(replayed), _ids(replayed))
         return replayed
 
-    def purge(self, *, ids: list[str] | None = None) -> list[str]:
-        """Delete dead letters (all of them without ``ids``); return their ids."""
+    def purge(
+        self, *, ids: list[str] | None = None, progress: Callable[[int], None] | None = None
+    ) -> list[str]:
+        """Delete dead letters (all of them without ``ids``); return their ids.
+        ``progress(done)`` is called after each one."""
         purged = []
         with self.taking(limit=100_000) as pairs:
             for message, remove in pairs:
@@ -278,8 +302,12 @@ class DeadLetterBox:
                     continue
                 if remove():
                     purged.append(letter.id)
-                    logger.warning("Dead letter %s (%s) purged.", letter.id, letter.task_name)
+                    logger.debug("Dead letter %s (%s) purged.", letter.id, letter.task_name)
+                    if progress:
+                        progress(len(purged))
         TaskFailure.objects.filter(task_id__in=purged).delete()
+        if purged:
+            logger.warning("%s purged: %s.", _letters(purged), _ids(purged))
         return purged
 
     def count(self) -> int:

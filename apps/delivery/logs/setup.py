@@ -18,11 +18,16 @@ def configure(config: dict) -> None:
 
     Python warnings become log records. In JSON mode, lines that a server (web, worker,
     beat) prints to stdout or stderr become JSON records too, so that every line it
-    writes is JSON; a management command's output is its interface and stays as it is.
+    writes is JSON. A management command's output is its interface and stays as it is,
+    alone on stdout: its log records go to stderr (``deadletters replay --format json``
+    pipes into ``jq``).
     """
-    if is_json(config) and serves():
-        JsonLines.install()
-        sys.excepthook = _log_uncaught(sys.excepthook)
+    if serves():
+        if is_json(config):
+            JsonLines.install()
+            sys.excepthook = _log_uncaught(sys.excepthook)
+    else:
+        config = _logging_to_stderr(config)
     logging.config.dictConfig(config)
     logging.captureWarnings(True)
 
@@ -40,6 +45,16 @@ def is_json(config: dict) -> bool:
     """Return True if a ``LOGGING`` dict formats its records with :class:`JsonFormatter`."""
     factory = config.get("formatters", {}).get("default", {}).get("()", "")
     return factory == "%s.%s" % (JsonFormatter.__module__, JsonFormatter.__qualname__)
+
+
+def _logging_to_stderr(config: dict) -> dict:
+    handlers = {
+        name: {**handler, "stream": "ext://sys.stderr"}
+        if handler.get("stream") == "ext://sys.stdout"
+        else handler
+        for name, handler in config.get("handlers", {}).items()
+    }
+    return {**config, "handlers": handlers}
 
 
 def _log_uncaught(previous):

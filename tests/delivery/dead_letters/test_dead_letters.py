@@ -174,11 +174,11 @@ def test_purge_empties_the_queue_after_confirmation(broker, start_worker, monkey
     with pytest.raises(CommandError, match="Nothing purged"):
         deadletters("purge", "--all")
     assert broker.server.queue_length("dead_letter") == 2
-    assert "2 dead letters purged." in deadletters("purge", "--all", "--yes")
+    assert deadletters("purge", "--all", "--no-input").splitlines() == ["2 dead letters purged."]
     assert broker.server.queue_length("dead_letter") == 0
     assert not TaskFailure.objects.exists()
     with pytest.raises(CommandError, match="No dead letter nope"):
-        deadletters("purge", "nope", "--yes")
+        deadletters("purge", "nope", "--yes", "--format", "json")
 
 
 def test_concurrent_replays_republish_each_dead_letter_once(broker, start_worker, process_env):
@@ -189,19 +189,14 @@ def test_concurrent_replays_republish_each_dead_letter_once(broker, start_worker
     dead_lettered(broker, 10)
     worker.stop()
     # when: two operators replay everything at the same time
-    command = [sys.executable, "manage.py", "deadletters", "replay", "--all"]
+    command = [*(sys.executable, "manage.py", "deadletters", "replay", "--all", "--format", "json")]
     runs = [
         subprocess.Popen(command, cwd=BASE_DIR, env=process_env, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     outputs = [run.communicate(timeout=60)[0] for run in runs]
     # then: every dead letter was replayed once, by one of them
-    replayed = [
-        line.split()[1]
-        for out in outputs
-        for line in out.splitlines()
-        if line.startswith("replayed ")
-    ]
+    replayed = [letter for out in outputs for letter in json.loads(out)["replayed"]]
     assert len(replayed) == 10
     assert len(set(replayed)) == 10
     assert broker.server.queue_length("dead_letter") == 0

@@ -219,6 +219,21 @@ def test_a_management_command_prints_its_output_as_it_is_in_json_mode(db):
     assert run.stdout == "15\n"
 
 
+def test_a_management_command_logs_to_stderr_leaving_stdout_to_its_output(db):
+    code = "import logging; logging.getLogger('apps').warning('Logged.'); print(15)"
+    run = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=BASE_DIR,
+        env={**os.environ, "LOG_FORMAT": "json", "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert run.stdout == "15\n"
+    assert json.loads(run.stderr.splitlines()[-1])["message"] == "Logged."
+
+
 @pytest.mark.parametrize(
     ("argv", "serves"),
     [

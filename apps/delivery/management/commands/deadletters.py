@@ -20,7 +20,10 @@ def age_text(age) -> str:
 
 
 class Command(BaseCommand):
-    help = "Inspect, replay and purge the dead-letter queue (Redis or RabbitMQ alike)."
+    help = (
+        "Inspect, replay and purge the dead-letter queue (Redis or RabbitMQ alike). "
+        "ACTION is list, show, replay or purge; `deadletters ACTION --help` tells more."
+    )
 
     def add_arguments(self, parser):
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -28,28 +31,36 @@ class Command(BaseCommand):
             "list", help="a table of the dead letters: id, task, reason, error, age"
         )
         listing.add_argument("--limit", type=int, default=1000, help="at most this many")
-        listing.add_argument(
-            "--format",
-            choices=["table", "json"],
-            default="table",
-            help="a table (default), or a JSON list of objects",
-        )
+        self._format(listing, "table", "a table (default), or a JSON list of objects")
         show = actions.add_parser("show", help="everything about one dead letter, as JSON")
-        show.add_argument("id")
+        show.add_argument("id", help="the dead letter's id (its task id)")
         replay = actions.add_parser(
             "replay", help="republish to the original queue with a fresh retry budget"
         )
         self._selection(replay)
         replay.add_argument("--task", help="with --all: only dead letters of this task")
+        self._format(replay, "text", 'a summary line (default), or JSON: {"replayed": [ids]}')
         purge = actions.add_parser("purge", help="delete dead letters for good")
         self._selection(purge)
-        purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        purge.add_argument(
+            "--no-input",
+            "--noinput",
+            "--yes",
+            dest="no_input",
+            action="store_true",
+            help="do not ask for confirmation (--yes is an alias)",
+        )
+        self._format(purge, "text", 'a summary line (default), or JSON: {"purged": [ids]}')
 
     @staticmethod
     def _selection(parser):
         which = parser.add_mutually_exclusive_group(required=True)
         which.add_argument("id", nargs="?", help="the dead letter's id (its task id)")
         which.add_argument("--all", action="store_true", help="every dead letter")
+
+    @staticmethod
+    def _format(parser, default: str, what: str):
+        parser.add_argument("--format", choices=[default, "json"], default=default, help=what)
 
     def handle(self, *args, action, **options):
         with dead_letter_box() as box:
@@ -83,24 +94,49 @@ class Command(BaseCommand):
             raise CommandError("No dead letter %s." % id) from None
         self.stdout.write(json.dumps(letter.as_dict(), indent=2, default=str))
 
-    def do_replay(self, box, *, id, all, task, **options):
+    def do_replay(self, box, *, id, all, task, format, **options):
         if task and not all:
             raise CommandError("--task goes with --all.")
-        replayed = box.replay(ids=None if all else [id], task=task)
+        replayed = box.replay(
+            ids=None if all else [id], task=task, progress=self._progress(box, all, "replayed")
+        )
         if id and not replayed:
             raise CommandError("No dead letter %s." % id)
-        for letter_id in replayed:
-            self.stdout.write("replayed %s" % letter_id)
-        self.stdout.write(_count(replayed, " replayed"))
+        self._done(replayed, "replayed", format)
 
-    def do_purge(self, box, *, id, all, yes, **options):
+    def do_purge(self, box, *, id, all, no_input, format, **options):
         what = "every dead letter (%d now)" % box.count() if all else "dead letter %s" % id
-        if not yes and not _confirmed("Purge %s for good? [y/N] " % what):
+        if not no_input and not _confirmed("Purge %s for good? [y/N] " % what):
             raise CommandError("Nothing purged.")
-        purged = box.purge(ids=None if all else [id])
+        purged = box.purge(ids=None if all else [id], progress=self._progress(box, all, "purged"))
         if id and not purged:
             raise CommandError("No dead letter %s." % id)
-        self.stdout.write(_count(purged, " purged"))
+        self._done(purged, "purged", format)
+
+    def _done(self, ids: list[str], verb: str, format: str) -> None:
+        if format == "json":
+            self.stdout.write(json.dumps({verb: ids}))
+        else:
+            self.stdout.write(_count(ids, " " + verb))
+
+    def _progress(self, box, bulk: bool, verb: str):
+        """On a bulk action over more than PROGRESS_EVERY letters: a line on stderr every
+        PROGRESS_EVERY letters (stdout keeps the result alone)."""
+        if not bulk:
+            return None
+        total = box.count()
+        if total <= PROGRESS_EVERY:
+            return None
+
+        def progress(done: int) -> None:
+            if done % PROGRESS_EVERY == 0:
+                self.stderr.write("%d of %d %s..." % (done, total, verb))
+
+        return progress
+
+
+#: A bulk replay or purge reports its progress every this many dead letters.
+PROGRESS_EVERY = 100
 
 
 #: What ``list --format json`` tells of each dead letter (``show`` tells everything).
