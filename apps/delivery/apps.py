@@ -9,7 +9,12 @@ class DeliveryConfig(AppConfig):
     name = "apps.delivery"
 
     def ready(self):
+        from django.contrib import admin
+
         from .checks import celery_settings_check, unread_variables_check
+
+        # The admin's index links the operator console (apps/delivery/console.py).
+        admin.site.index_template = "delivery/admin_index.html"
 
         checks.register(celery_settings_check)
         checks.register(unread_variables_check)

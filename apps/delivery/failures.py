@@ -72,8 +72,10 @@ def failure_record(
     retries: int = 0,
     correlation_id: str = "",
     final: bool,
+    permanent: bool = False,
 ) -> None:
-    """Record a failure of ``task_id`` (``final``: its message goes to the dead-letter queue)."""
+    """Record a failure of ``task_id`` (``final``: its message goes to the dead-letter queue;
+    ``permanent``: its exception is not worth a retry)."""
     now = timezone.now()
     values = {
         "task_name": task_name,
@@ -88,6 +90,7 @@ def failure_record(
         "correlation_id": correlation_id or "",
         "last_failed_at": now,
         "dead_lettered_at": now if final else None,
+        "permanent": permanent,
     }
     TaskFailure.objects.update_or_create(
         task_id=task_id, defaults=values, create_defaults={**values, "first_failed_at": now}

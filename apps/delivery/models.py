@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 
@@ -69,9 +70,51 @@ class TaskFailure(models.Model):
     dead_lettered_at = models.DateTimeField(null=True, blank=True, db_index=True)
     replays = models.PositiveIntegerField(default=0)
     replayed_at = models.DateTimeField(null=True, blank=True)
+    #: The exception is permanent (a declined card, a bug): a replay fails the same way
+    #: unless something changed, so the operator console asks twice.
+    permanent = models.BooleanField(default=False)
+
+    class Meta:
+        permissions = [
+            ("view_dead_letters", "Can see dead letters and operator actions"),
+            ("operate_dead_letters", "Can replay and purge dead letters"),
+        ]
 
     def __str__(self):
         return "%s %s: %s" % (self.task_name or "?", self.task_id, self.exception_type)
+
+
+class OperatorAction(models.Model):
+    """What an operator did to dead letters: who, what, how many, when (the audit)."""
+
+    class Action(models.TextChoices):
+        REPLAY = "replay", "Replay"
+        PURGE = "purge", "Purge"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    #: Kept when the user is deleted.
+    username = models.CharField(max_length=150)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    #: How many dead letters the action took.
+    count = models.PositiveIntegerField()
+    #: Their ids (task ids).
+    letter_ids = models.JSONField(default=list)
+    #: What the operator selected: ids, or a filter ("all matching").
+    selection = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return "%s %s %d dead letter(s) at %s" % (
+            self.username,
+            self.action,
+            self.count,
+            self.created_at,
+        )
 
 
 class OutboxMessage(models.Model):

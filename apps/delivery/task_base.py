@@ -186,6 +186,7 @@ class DeliveryTask(DjangoTask):
                 retries=request.retries,
                 correlation_id=getattr(request, CORRELATION_HEADER, "") or "",
                 final=final,
+                permanent=not is_transient(exc, extra=self.retry_for),
             )
         except Exception:
             # The message is dead-lettered all the same; only the facts are missing.

@@ -9,7 +9,7 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -269,6 +269,7 @@ class DeadLetterBox:
         """Republish dead letters to their queues with a fresh retry budget; return their
         ids. ``progress(done)`` is called after each one."""
         replayed = []
+        ids = set(ids) if ids is not None else None
         with self.taking(limit=100_000) as pairs:
             for message, remove in pairs:
                 letter = dead_letter_from(message, {})
@@ -295,6 +296,7 @@ class DeadLetterBox:
         """Delete dead letters (all of them without ``ids``); return their ids.
         ``progress(done)`` is called after each one."""
         purged = []
+        ids = set(ids) if ids is not None else None
         with self.taking(limit=100_000) as pairs:
             for message, remove in pairs:
                 letter = dead_letter_from(message, {})
@@ -346,7 +348,7 @@ def fresh_copy(message: RawMessage) -> RawMessage:
     )
 
 
-def _selected(letter: DeadLetter, ids: list[str] | None, task: str | None) -> bool:
+def _selected(letter: DeadLetter, ids: Collection[str] | None, task: str | None) -> bool:
     if ids is not None and letter.id not in ids:
         return False
     return task is None or letter.task_name == task

@@ -235,8 +235,14 @@ def test_staff_see_dead_letters_on_a_page_and_can_replay_and_purge_them(
     assert kept.id in page
     assert dropped.id in page
     # and act on one at a time
-    admin_client.post("/admin/dead-letters/", {"action": "purge", "id": dropped.id})
-    admin_client.post("/admin/dead-letters/", {"action": "replay", "id": kept.id})
+    admin_client.post(
+        "/admin/dead-letters/", {"action": "purge", "id": dropped.id, "confirmed": "1"}
+    )
+    # (add("x", 1) failed permanently: replaying it takes the explicit extra yes)
+    admin_client.post(
+        "/admin/dead-letters/",
+        {"action": "replay", "id": kept.id, "confirmed": "1", "include_permanent": "1"},
+    )
     assert broker.server.queue_length("dead_letter") == 0
     assert broker.server.queue_length("default") == 1
     assert not TaskFailure.objects.filter(task_id=dropped.id).exists()
