@@ -250,6 +250,8 @@ def test_development_logs_one_line_per_request(tmp_path):
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.dev",
         RUN_DIR=str(tmp_path),
+        # Its own database: the PostgreSQL pass's DATABASE_URL names no database here.
+        DATABASE_URL="sqlite:///%s" % (tmp_path / "db.sqlite3"),
         LOG_FORMAT="console",
         PYTHONUNBUFFERED="1",
     )

@@ -36,6 +36,9 @@ def test_a_killed_pool_process_is_replaced_and_tasks_keep_running(broker, start_
         timeout=30,
         what="two pool processes",
     )
+    # (and its event loop running: a pool process that dies between "ready" and the
+    # loop's first turn makes Celery give up with "Could not start worker processes")
+    assert add.delay(1, 1).get(timeout=20) == 2
     # when: one of them is SIGKILLed
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
