@@ -29,6 +29,7 @@
             django-environ
             python-json-logger
             django-ninja
+            prometheus-client
             psycopg
             pytest
             pytest-django
@@ -72,6 +73,7 @@
             pkgs.honcho
             pkgs.ruff
             pkgs.gnumake
+            pkgs.prometheus # promtool, which the metrics tests run
           ];
           # Defaults for the Procfile. A variable already set in the environment or in
           # .env (which honcho and the settings read) is left alone.
@@ -97,7 +99,7 @@
             export PYTHONUNBUFFERED=1
 
             cat >&2 <<'EOF'
-            Conveyor shell: Python with every dependency, Redis, RabbitMQ, honcho, ruff.
+            Conveyor shell: Python with every dependency, Redis, RabbitMQ, honcho, ruff, promtool.
               make dev        migrate, then run Redis, RabbitMQ, web, worker and beat (honcho start)
               make test       run the test suite
               make help       list the other targets
@@ -117,6 +119,7 @@
                 pkgs.redis
                 pkgs.rabbitmq-server
                 pkgs.honcho
+                pkgs.prometheus # promtool check metrics, in the metrics tests
               ];
               # macOS sandbox: allow the loopback connections to the test brokers.
               __darwinAllowLocalNetworking = true;

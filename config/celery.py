@@ -3,8 +3,16 @@
 import os
 import sys
 
-from apps.delivery.celery_overrides.app import ConveyorCelery
-from config.environment import exit_on_configuration_error
+from apps.delivery.logs.context import guess_process_role
+from apps.delivery.metrics import directory as metrics_directory
+
+# First of all: this process group's metrics directory, which prometheus_client reads
+# when it is first imported (apps/delivery/metrics/directory.py). Every process that
+# loads the project imports this module first (config/__init__.py).
+metrics_directory.prepare(guess_process_role())
+
+from apps.delivery.celery_overrides.app import ConveyorCelery  # noqa: E402
+from config.environment import exit_on_configuration_error  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 # A configuration error raised while the settings load ends the process with one line.
@@ -21,7 +29,12 @@ from apps.delivery.celery_overrides import database  # noqa: E402
 
 # Database connections live as long as CONN_MAX_AGE says, across tasks.
 database.install()
-from apps.delivery.celery_overrides.bootsteps import OutboxRelay, WorkerHeartbeat  # noqa: E402
+from apps.delivery.celery_overrides.bootsteps import (  # noqa: E402
+    OutboxRelay,
+    WorkerHeartbeat,
+    WorkerMetrics,
+)
 
 app.steps["consumer"].add(WorkerHeartbeat)
 app.steps["worker"].add(OutboxRelay)
+app.steps["worker"].add(WorkerMetrics)

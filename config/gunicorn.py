@@ -6,6 +6,7 @@ import os
 
 from django.conf import settings as django_settings
 
+from apps.delivery.metrics import directory as metrics_directory
 from config.environment import env, exiting_on_configuration_error
 from config.logs import logging_config
 
@@ -33,3 +34,9 @@ logconfig_dict["loggers"]["gunicorn.access"] = {
     "propagate": True,
     "level": "WARNING",
 }
+
+
+def child_exit(server, worker):
+    """A gunicorn worker exited: its live gauges leave the web's metrics (the master
+    prepared the metrics directory the workers share: apps/delivery/metrics/)."""
+    metrics_directory.mark_process_dead(worker.pid)

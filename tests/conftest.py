@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 import kombu.pools
 import pytest
@@ -19,7 +21,7 @@ from django.db import connection
 from apps.payments.models import Payment
 from config import celery_app
 from config.environment import broker_transport, default_result_backend
-from tests.processes import Beat, Web, Worker
+from tests.processes import Beat, Process, Web, Worker
 from tests.servers import RabbitMQServer, RedisServer, free_port
 
 #: Fixtures that start a broker (and the tests' worker, beat and web processes need one):
@@ -276,6 +278,40 @@ def start_web(request, process_env):
     report_if_failed(request, servers)
     for web in servers:
         web.stop()
+
+
+@pytest.fixture
+def start_gunicorn(request, process_env):
+    """Start gunicorn as the container does (config/gunicorn.py, production settings) on a
+    free port: ``start_gunicorn(env={...})``."""
+    servers = []
+
+    def start(*, env: dict | None = None):
+        port = free_port()
+        env = {
+            **process_env,
+            "DJANGO_SETTINGS_MODULE": "config.settings.prod",
+            "SECRET_KEY": "x" * 50,
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "WEB_PORT": str(port),
+            "WEB_CONCURRENCY": "1",
+            **(env or {}),
+        }
+        gunicorn = str(Path(sys.executable).parent / "gunicorn")
+        process = Process(
+            [gunicorn, "-c", "config/gunicorn.py", "config.wsgi"], env, name="gunicorn"
+        )
+        process.port = port
+        process.url = "http://127.0.0.1:%d" % port
+        servers.append(process)
+        process.start()
+        process.wait_for("Booting worker", timeout=30, count=int(env["WEB_CONCURRENCY"]))
+        return process
+
+    yield start
+    report_if_failed(request, servers)
+    for process in servers:
+        process.stop()
 
 
 @pytest.fixture

@@ -1,9 +1,12 @@
-"""Correlation ids for web requests."""
+"""Correlation ids for web requests, and the operator endpoints answered before anything
+else (`/healthz`, `/metrics`)."""
 
 from __future__ import annotations
 
 import logging
 import time
+
+from django.utils.module_loading import import_string
 
 from .logs.context import correlation, new_correlation_id, valid_correlation_id
 
@@ -49,17 +52,32 @@ class CorrelationIdMiddleware:
         return response
 
 
-class HealthCheckMiddleware:
-    """Answer ``GET /healthz`` first: no host check, no request log line for probes."""
+class EndpointMiddleware:
+    """Answer one operator path first, before host validation and request logging, with
+    the view ``view`` names (imported on first use)."""
 
-    path = "/healthz"
+    path = ""
+    view = ""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         if request.path_info.rstrip("/") == self.path:
-            from .views import healthz
-
-            return healthz(request)
+            return import_string(self.view)(request)
         return self.get_response(request)
+
+
+class HealthCheckMiddleware(EndpointMiddleware):
+    """Answer ``GET /healthz`` first: no host check, no request log line for probes."""
+
+    path = "/healthz"
+    view = "apps.delivery.views.healthz"
+
+
+class MetricsMiddleware(EndpointMiddleware):
+    """Answer ``/metrics`` (Prometheus) first: any host may be used to scrape, and a
+    scrape writes no request log line. ``METRICS_TOKEN`` guards it, not the host."""
+
+    path = "/metrics"
+    view = "apps.delivery.metrics.views.metrics"

@@ -23,7 +23,7 @@ from celery import current_app
 from celery.backends.rpc import RPCBackend
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from .logs.context import CORRELATION_HEADER, current_correlation_id
@@ -140,6 +140,17 @@ def outbox_pending_arguments(task_name: str) -> list:
             "args", flat=True
         )
     )
+
+
+def outbox_backlog() -> tuple[int, float]:
+    """How many messages wait for the broker, and the age in seconds of the oldest (0
+    when none waits)."""
+    found = OutboxMessage.objects.filter(sent_at__isnull=True).aggregate(
+        count=Count("id"), oldest=Min("created_at")
+    )
+    if found["oldest"] is None:
+        return found["count"], 0.0
+    return found["count"], max(0.0, (timezone.now() - found["oldest"]).total_seconds())
 
 
 def outbox_expire(*, older_than: datetime) -> int:

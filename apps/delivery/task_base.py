@@ -11,7 +11,8 @@ so a task body holds only its business call. Around it, the class
   message without requeueing it (late acknowledgement; ``acks_on_failure_or_timeout``),
   so the broker moves it to the dead-letter queue; the failure facts (exception,
   traceback, retries, times) are recorded beside it (:mod:`apps.delivery.failures`),
-  and the task's ``on_dead_letter`` hook runs;
+  the dead letter is counted (:mod:`apps.delivery.metrics.instruments`), and the
+  task's ``on_dead_letter`` hook runs;
 - drops a delivery whose failure is one of the task's ``discard_on`` exceptions (the
   message names something that does not exist), logging ``discard_message``;
 - with an ``idempotency_key``, runs the task body at most once per key, however many
@@ -48,6 +49,8 @@ from .idempotency import (
     idempotency_release,
 )
 from .logs.context import CORRELATION_HEADER
+from .metrics import instruments
+from .models import TaskFailure
 from .outbox import enqueue_on_commit
 from .periodic import SLOT_HEADER, slot_key
 from .retries import backoff_delay
@@ -128,6 +131,7 @@ class DeliveryTask(DjangoTask):
                     ignore_result=self.request.ignore_result,
                 ) from None
             self._record_failure(exc, final=True)
+            instruments.dead_lettered(TaskFailure.Reason.FAILED, task_name=self.name)
             self.dead_lettered(exc, args, kwargs)
             raise
         self._record_success(key)

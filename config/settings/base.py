@@ -64,6 +64,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # /healthz before anything else: probes need no allowed host and make no log line.
     "apps.delivery.middleware.HealthCheckMiddleware",
+    # /metrics likewise: a scraper may use any address; METRICS_TOKEN guards it.
+    "apps.delivery.middleware.MetricsMiddleware",
     # Then the correlation id, so every log line of a request carries it.
     "apps.delivery.middleware.CorrelationIdMiddleware",
     # Every error under /api/ answers in one JSON shape, whoever raised it.
@@ -394,6 +396,28 @@ BEAT_SCHEDULE_OVERRIDE_SECONDS = env.float("BEAT_SCHEDULE_OVERRIDE_SECONDS", def
 if BEAT_SCHEDULE_OVERRIDE_SECONDS:
     for _entry in CELERY_BEAT_SCHEDULE.values():
         _entry["schedule"] = timedelta(seconds=BEAT_SCHEDULE_OVERRIDE_SECONDS)
+
+# ------------------------------------------------------------------------------
+# Metrics for Prometheus (apps/delivery/metrics/): the web's /metrics, the worker's
+# and beat's own ports. Each process group counts in RUN_DIR/metrics/<role>-<pid>.
+# ------------------------------------------------------------------------------
+#: A scrape must send "Authorization: Bearer <METRICS_TOKEN>"; unset: see below.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+#: Without a token, metrics are refused (403): production's rule; development serves
+#: them to anyone who can reach them (localhost).
+METRICS_TOKEN_REQUIRED = True
+#: The worker's main process serves its pool's metrics on this port; 0: not served
+#: (two workers on one machine need a port each).
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0, minimum=0)
+#: Beat serves its metrics on this port; 0: not served.
+BEAT_METRICS_PORT = env.int("BEAT_METRICS_PORT", default=0, minimum=0)
+#: The address the worker's and beat's metrics ports listen on (0.0.0.0: every one).
+METRICS_ADDRESS = env.str("METRICS_ADDRESS", default="127.0.0.1")
+if max(WORKER_METRICS_PORT, BEAT_METRICS_PORT) > 65535:
+    raise ConfigurationError(
+        "WORKER_METRICS_PORT=%d and BEAT_METRICS_PORT=%d must be ports (1 to 65535), or 0 "
+        "for none." % (WORKER_METRICS_PORT, BEAT_METRICS_PORT)
+    )
 
 # ------------------------------------------------------------------------------
 # Housekeeping (the periodic tasks above)

@@ -7,6 +7,10 @@ DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-development-only-key")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
+# Metrics without METRICS_TOKEN: served to whoever reaches them (runserver, the worker's
+# and beat's ports listen on localhost unless told otherwise).
+METRICS_TOKEN_REQUIRED = False
+
 # Readable single lines; LOG_FORMAT=json gives production's JSON.
 LOG_FORMAT = env.str("LOG_FORMAT", default="console")
 LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)

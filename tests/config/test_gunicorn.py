@@ -1,34 +1,16 @@
 """The container's web process: gunicorn with config/gunicorn.py and production settings."""
 
 import json
-import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from tests.processes import Process
-from tests.servers import free_port, wait_until
+from tests.servers import wait_until
 
 
 @pytest.fixture
-def gunicorn(process_env):
-    port = free_port()
-    env = {
-        **process_env,
-        "DJANGO_SETTINGS_MODULE": "config.settings.prod",
-        "SECRET_KEY": "x" * 50,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "WEB_PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-    }
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    process = Process([gunicorn, "-c", "config/gunicorn.py", "config.wsgi"], env, name="gunicorn")
-    process.port = port
-    process.start()
-    process.wait_for("Booting worker", timeout=30)
-    yield process
-    process.stop()
+def gunicorn(start_gunicorn):
+    return start_gunicorn()
 
 
 def test_gunicorn_logs_json_with_the_request_correlation_id(gunicorn):

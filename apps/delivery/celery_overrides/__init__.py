@@ -14,7 +14,8 @@ relies on beyond the documented API, checked against the versions in
 - :mod:`.database` (``config/celery.py``): ``celery.fixups.django.DjangoWorkerFixup``
   ``close_database``.
 - :mod:`.pool` (``worker_pool``): ``prefork.TaskPool.Pool``, ``AsynPool.timers`` and
-  ``maintain_pool``.
+  ``maintain_pool``; billiard's ``Pool._join_exited_workers`` and ``_pool`` (the
+  processes that exited, for the metrics).
 - :mod:`.redis_transport` (``broker_transport`` on Redis): ``kombu.transport.redis``
   ``QoS.reject``, ``_delivered``, ``_dirty``, ``unacked_key``, ``unacked_index_key``,
   ``_remove_from_indices``, ``channel.conn_or_acquire``, ``virtual.QoS.ack``;
@@ -25,10 +26,11 @@ relies on beyond the documented API, checked against the versions in
 - :mod:`.beat` (``beat_scheduler``): ``PersistentScheduler.apply_async(entry, producer,
   advance)``, ``tick`` and ``setup_schedule``; ``crontab.remaining_delta``, ``nowfun`` and
   the fields as written, ``crontab._orig_minute`` etc.
-- :mod:`.bootsteps` (``app.steps["consumer"]``): the consumer's ``timer`` and
-  ``hostname``; the step ``celery.worker.consumer.tasks:Tasks``.
+- :mod:`.bootsteps` (``app.steps["consumer"]`` and ``["worker"]``): the consumer's
+  ``timer`` and ``hostname``; the step ``celery.worker.consumer.tasks:Tasks``.
 - :mod:`.signals`: the ``quiet`` attribute of the worker that ``celeryd_after_setup``
-  passes; ``celery.apps.worker.safe_say`` (the shutdown notices).
+  passes; ``celery.apps.worker.safe_say`` (the shutdown notices); the message headers
+  that become attributes of ``task.request`` (the metrics' ``x_published_at``).
 - :mod:`.compat56`, on 5.6 only: ``Consumer.on_connection_error_after_connected``,
   ``celery.worker.state.active_requests`` and ``Request.cancel``;
   ``prefork.TaskPool.on_stop``, the event loop's ``_pop_ready``, ``call_soon``,

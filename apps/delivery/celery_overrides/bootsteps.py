@@ -1,4 +1,5 @@
-"""Worker bootsteps: what the worker runs beside consuming."""
+"""Worker bootsteps: what the worker runs beside consuming (its heartbeat, the outbox
+relay, its metrics server)."""
 
 from __future__ import annotations
 
@@ -124,3 +125,33 @@ class OutboxRelay(bootsteps.StartStopStep):
         if self.thread is not None:
             self.thread.join(timeout=10)
             self.thread = None
+
+
+class WorkerMetrics(bootsteps.StartStopStep):
+    """Serve the worker's metrics, its main process's and its pool processes', on
+    ``WORKER_METRICS_PORT`` (not at all when it is 0), from a thread of the main process
+    (:func:`apps.delivery.metrics.exposition.serve`)."""
+
+    def __init__(self, parent, **kwargs):
+        super().__init__(parent, **kwargs)
+        self.server = None
+
+    def start(self, parent):
+        from django.conf import settings
+
+        from ..metrics.exposition import serve
+
+        if settings.WORKER_METRICS_PORT and self.server is None:
+            self.server = serve(
+                "worker",
+                port=settings.WORKER_METRICS_PORT,
+                address=settings.METRICS_ADDRESS,
+                token=settings.METRICS_TOKEN,
+                required=settings.METRICS_TOKEN_REQUIRED,
+            )
+
+    def stop(self, parent):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None

@@ -8,7 +8,8 @@ other error while it turns a message into a task request (a JSON body that is no
 This consumer checks each task message before Celery reads it, records the failure
 facts, rejects every message no task can take so it reaches the dead-letter queue, and
 declares that queue each time it connects, before consuming: RabbitMQ silently drops a
-dead letter whose exchange does not exist.
+dead letter whose exchange does not exist. Each message it refuses is counted by route
+(``conveyor_dead_letters_total``, :mod:`apps.delivery.metrics.instruments`).
 
 It also enforces the delivery limit itself: a message delivered ``DELIVERY_LIMIT``
 times without finishing (it killed its worker each time) is not run again but
@@ -51,6 +52,7 @@ from ..logs.context import (
     new_correlation_id,
     valid_correlation_id,
 )
+from ..metrics import instruments
 from ..models import TaskFailure
 from .redis_transport import QoS as RedisQoS
 
@@ -186,6 +188,10 @@ class Consumer(CeleryConsumer):
 
     def _record(self, message, reason, exc, *, args=None, kwargs=None):
         headers = message.headers or {}
+        # Only the delivery limit is a run of a task this worker has; the other routes'
+        # task names come from the message, whatever it says.
+        limited = reason == TaskFailure.Reason.DELIVERY_LIMIT
+        instruments.dead_lettered(reason, task_name=headers.get("task", "") if limited else "")
         task_id = message_id(headers, message.properties or {}, message.body)
         try:
             failure_record(

@@ -1,4 +1,5 @@
-"""Celery signal receivers: logging set-up and correlation ids on task messages.
+"""Celery signal receivers: logging set-up, correlation ids on task messages, and the
+metrics every task run and publication counts (:mod:`apps.delivery.metrics`).
 
 Imported by ``config/celery.py``, so every process that loads the Celery app has them.
 """
@@ -20,6 +21,7 @@ from ..logs.context import (
     set_process_role,
 )
 from ..logs.setup import configure, is_json
+from ..metrics import instruments
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,24 @@ def set_beat_role(sender=None, **kwargs):
     _log_connections("beat", sender.app)
 
 
+@signals.beat_init.connect
+def serve_beat_metrics(sender=None, **kwargs):
+    """Beat serves its metrics on ``BEAT_METRICS_PORT`` (not at all when it is 0), from a
+    daemon thread that ends with the process."""
+    from django.conf import settings
+
+    from ..metrics.exposition import serve
+
+    if settings.BEAT_METRICS_PORT:
+        serve(
+            "beat",
+            port=settings.BEAT_METRICS_PORT,
+            address=settings.METRICS_ADDRESS,
+            token=settings.METRICS_TOKEN,
+            required=settings.METRICS_TOKEN_REQUIRED,
+        )
+
+
 @signals.worker_ready.connect
 def log_worker_connections(sender=None, **kwargs):
     _log_connections("worker", sender.app)
@@ -101,3 +121,44 @@ def add_correlation_id(headers=None, **kwargs):
     """Every task message carries a correlation id: the request's or the task's, else new."""
     if headers is not None and not headers.get(CORRELATION_HEADER):
         headers[CORRELATION_HEADER] = current_correlation_id() or new_correlation_id()
+
+
+@signals.before_task_publish.connect
+def add_publication_time(headers=None, **kwargs):
+    """Every task message carries the time it was published (the latency's start)."""
+    if headers is not None:
+        instruments.stamp_publication(headers)
+
+
+@signals.after_task_publish.connect
+def count_publication(sender=None, **kwargs):
+    instruments.count_publication(sender)
+
+
+# -- task runs, in the process that runs them (a pool process) ---------------------------
+
+
+@signals.task_prerun.connect
+def count_task_start(sender=None, task_id=None, task=None, **kwargs):
+    instruments.task_started(task.name, task_id, task.request)
+
+
+@signals.task_postrun.connect
+def count_task_end(sender=None, task_id=None, task=None, **kwargs):
+    instruments.task_ended(task.name, task_id)
+
+
+@signals.task_success.connect
+def count_task_success(sender=None, **kwargs):
+    instruments.task_outcome(sender.name, "succeeded")
+
+
+@signals.task_retry.connect
+def count_task_retry(sender=None, reason=None, **kwargs):
+    # reason: the Retry exception; its exc, the failure that caused it.
+    instruments.task_retried(sender.name, getattr(reason, "exc", None))
+
+
+@signals.task_failure.connect
+def count_task_failure(sender=None, **kwargs):
+    instruments.task_outcome(sender.name, "failed")

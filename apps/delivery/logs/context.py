@@ -36,14 +36,21 @@ _correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=N
 
 
 def process_role() -> str:
-    """web, worker or beat: from PROCESS_ROLE, else from the command line."""
+    """web, worker or beat: from PROCESS_ROLE, else from the command line (the first
+    answer is kept)."""
     if _role["value"] is None:
-        role = os.environ.get("PROCESS_ROLE")
-        if not role:
-            words = set(sys.argv[1:3] + sys.argv[3:5])
-            role = "worker" if "worker" in words else "beat" if "beat" in words else "web"
-        _role["value"] = role
+        _role["value"] = guess_process_role()
     return _role["value"]
+
+
+def guess_process_role() -> str:
+    """web, worker or beat: from PROCESS_ROLE as the environment says now, else from the
+    command line."""
+    role = os.environ.get("PROCESS_ROLE")
+    if not role:
+        words = set(sys.argv[1:3] + sys.argv[3:5])
+        role = "worker" if "worker" in words else "beat" if "beat" in words else "web"
+    return role
 
 
 def set_process_role(role: str) -> None:

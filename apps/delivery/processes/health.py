@@ -30,9 +30,14 @@ HEARTBEAT_INTERVAL_SECONDS = 5
 DEFAULT_MAX_AGE_SECONDS = 30
 
 
+def run_directory(run_dir: str | os.PathLike | None = None) -> Path:
+    """``run_dir``, else ``RUN_DIR`` from the environment, else the project's ``.run``
+    (without ``.env``, which only the settings read)."""
+    return Path(run_dir or os.environ.get("RUN_DIR") or BASE_DIR / ".run")
+
+
 def heartbeat_dir(run_dir: str | os.PathLike | None = None) -> Path:
-    run_dir = run_dir or os.environ.get("RUN_DIR") or BASE_DIR / ".run"
-    return Path(run_dir) / "heartbeats"
+    return run_directory(run_dir) / "heartbeats"
 
 
 def heartbeat_path(role: str, name: str = "", *, run_dir=None) -> Path:
