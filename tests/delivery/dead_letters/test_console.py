@@ -88,7 +88,11 @@ def test_an_operator_replays_all_matching_after_confirming_and_it_is_recorded(
 
 
 def test_the_admin_index_links_the_console_for_those_allowed(client, db):
-    client.force_login(staff("viewer", "view_dead_letters"))
-    assert URL in client.get("/admin/").content.decode()
+    client.force_login(staff("viewer", "view_dead_letters", "view_outboxmessage"))
+    index = client.get("/admin/").content.decode()
+    assert URL in index
+    pending = "/admin/delivery/outboxmessage/?sent_at__isempty=1"
+    assert pending in index
+    assert client.get(pending).status_code == 200
     client.force_login(staff("other"))
     assert URL not in client.get("/admin/").content.decode()
