@@ -1,4 +1,9 @@
-"""The operator console's dead-letter pages, in the admin's look (``/admin/dead-letters/``).
+"""The operator console, in the admin's look: an overview of the delivery system now
+(``/admin/console/``) and the dead-letter pages (``/admin/dead-letters/``).
+
+The overview reads what ``/metrics`` reads at a scrape (:mod:`.metrics.collectors`: the
+broker's queues, the outbox, the heartbeats, each bounded and reported unreadable rather
+than failing the page), and the failure facts in the database. It refreshes itself.
 
 Staff with ``delivery.view_dead_letters`` see the dead letters: filtered, searched,
 sorted and a page at a time, each with its arguments, route, retries and replays, and a
@@ -15,10 +20,13 @@ import json
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from celery import current_app
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Count, Min, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -26,7 +34,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from .dead_letters import DeadLetterNotFound, dead_letter_box
+from .metrics.collectors import ScrapeCollector
 from .models import OperatorAction, TaskFailure
+from .outbox import outbox_backlog
 
 PAGE_SIZE = 50
 VIEW, OPERATE = "delivery.view_dead_letters", "delivery.operate_dead_letters"
@@ -40,6 +50,60 @@ SORTS = {
     "-retries": (lambda letter: letter.retries, True),
     "-replays": (lambda letter: letter.failure.replays if letter.failure else 0, True),
 }
+
+
+#: Seconds between two refreshes of the overview.
+OVERVIEW_REFRESH_SECONDS = 10
+
+
+@staff_member_required
+def overview(request):
+    _require(request, VIEW)
+    now = _system_now()
+    failing = (
+        TaskFailure.objects.values("task_name")
+        .annotate(
+            dead=Count("id", filter=Q(dead_lettered_at__isnull=False)),
+            retrying=Count("id", filter=Q(dead_lettered_at__isnull=True)),
+            since=Min("first_failed_at"),
+        )
+        .order_by("-dead", "-retrying", "task_name")
+    )
+    return render(
+        request,
+        "delivery/console/overview.html",
+        {
+            **admin.site.each_context(request),
+            "title": "Delivery overview",
+            "now": now,
+            "failing": failing,
+            "actions": OperatorAction.objects.all()[:5],
+            "refresh": OVERVIEW_REFRESH_SECONDS,
+        },
+    )
+
+
+def _system_now() -> dict:
+    """The broker's queues, the outbox and the heartbeats, read as a scrape reads them."""
+    collector = ScrapeCollector(
+        app=current_app,
+        queues=[*current_app.amqp.queues, settings.DEAD_LETTER_QUEUE],
+        run_dir=settings.RUN_DIR,
+        outbox_backlog=outbox_backlog,
+    )
+    now = {"queues": {}, "heartbeats": [], "up": {}, "values": {}}
+    for family in collector.collect():
+        for sample in family.samples:
+            labels, value = sample.labels, sample.value
+            if family.name == "conveyor_queue_messages":
+                now["queues"][labels["queue"]] = int(value)
+            elif family.name == "conveyor_heartbeat_age_seconds":
+                now["heartbeats"].append({**labels, "age": value})
+            elif family.name == "conveyor_scrape_source_up":
+                now["up"][labels["source"]] = bool(value)
+            elif not labels:
+                now["values"][family.name.removeprefix("conveyor_")] = value
+    return now
 
 
 @staff_member_required
