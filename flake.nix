@@ -41,6 +41,7 @@
             pika # dramatiq[rabbitmq]
             matplotlib
             schemathesis
+            selenium
           ]
         );
 
@@ -74,6 +75,8 @@
             pkgs.ruff
             pkgs.gnumake
             pkgs.prometheus # promtool, which the metrics tests run
+            pkgs.chromium # the operator console's browser tests, through
+            pkgs.chromedriver # selenium
           ];
           # Defaults for the Procfile. A variable already set in the environment or in
           # .env (which honcho and the settings read) is left alone.
@@ -99,7 +102,7 @@
             export PYTHONUNBUFFERED=1
 
             cat >&2 <<'EOF'
-            Conveyor shell: Python with every dependency, Redis, RabbitMQ, honcho, ruff, promtool.
+            Conveyor shell: Python with every dependency, Redis, RabbitMQ, honcho, ruff, promtool, Chromium.
               make dev        migrate, then run Redis, RabbitMQ, web, worker and beat (honcho start)
               make test       run the test suite
               make help       list the other targets
@@ -120,6 +123,8 @@
                 pkgs.rabbitmq-server
                 pkgs.honcho
                 pkgs.prometheus # promtool check metrics, in the metrics tests
+                pkgs.chromium # the browser tests (headless)
+                pkgs.chromedriver
               ];
               # macOS sandbox: allow the loopback connections to the test brokers.
               __darwinAllowLocalNetworking = true;
