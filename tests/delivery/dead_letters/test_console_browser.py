@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -56,6 +57,14 @@ def browser(request):
     driver.quit()
 
 
+def wait(driver, condition, *, timeout: float = 30):
+    """Wait for ``condition(driver)``; an element of the page being replaced meanwhile
+    (a form's answer loading) is looked up again."""
+    return WebDriverWait(
+        driver, timeout, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition)
+
+
 def shot(driver, name: str) -> None:
     driver.save_screenshot(str(driver.shots / ("%s.png" % name)))
 
@@ -66,7 +75,7 @@ def log_in(driver, web, username: str) -> None:
     driver.find_element(By.NAME, "username").send_keys(username)
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "summary"))
+    wait(driver, lambda d: d.find_elements(By.ID, "summary"))
 
 
 def rows(driver) -> list[str]:
@@ -87,8 +96,10 @@ def test_an_operator_and_a_read_only_user_in_the_browser(
     log_in(browser, web, "viewer")
     browser.get(web.url + "/admin/console/")
     assert "dead_letter 3" in browser.find_element(By.ID, "queues").text
-    WebDriverWait(browser, 60).until(
-        lambda d: d.refresh() or node in d.find_element(By.ID, "heartbeats").text
+    wait(
+        browser,
+        lambda d: d.refresh() or node in d.find_element(By.ID, "heartbeats").text,
+        timeout=60,
     )
     shot(browser, "0-viewer-overview")
     # the dead letters: all three, the permanent one marked, and no buttons
@@ -100,7 +111,7 @@ def test_an_operator_and_a_read_only_user_in_the_browser(
     # filters by exception
     Select(browser.find_element(By.NAME, "exception")).select_by_visible_text("GatewayUnavailable")
     browser.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
-    WebDriverWait(browser, 30).until(lambda d: len(rows(d)) == 2)
+    wait(browser, lambda d: "exception=" in d.current_url and len(rows(d)) == 2)
     assert "2 of 3" in browser.find_element(By.ID, "summary").text
     shot(browser, "2-viewer-filtered")
     # and reads the permanent failure's traceback
@@ -117,7 +128,7 @@ def test_an_operator_and_a_read_only_user_in_the_browser(
     assert "Replay 2 dead letter(s)" in confirm.text
     shot(browser, "4-operator-confirm")
     confirm.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "summary"))
+    wait(browser, lambda d: d.find_elements(By.ID, "summary"))
     assert (
         "2 dead letter(s) replayed." in browser.find_element(By.CSS_SELECTOR, ".messagelist").text
     )
