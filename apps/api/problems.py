@@ -121,10 +121,6 @@ def install(api) -> None:
 def _invalid_input(request, exc) -> JsonResponse:
     errors: dict[str, list[str]] = {}
     for error in exc.errors:
-        if "loc" not in error:  # ninja's own, e.g. {"cursor": "Invalid Cursor"}
-            for name, message in error.items():
-                errors.setdefault(str(name), []).append(str(message))
-            continue
         where, *field = error["loc"]
         if where == "path":
             # A path that names nothing: /api/payments/not-a-uuid/.
@@ -153,8 +149,6 @@ def _http_error(request, exc) -> JsonResponse:
     # which says what is wrong with the body.
     if exc.status_code == 400 and isinstance(exc.__cause__, BodyNotJson):
         return problem(400, str(exc.__cause__), errors={"body": [str(exc.__cause__)]})
-    if isinstance(exc.__cause__, RequestDataTooBig):
-        return for_exception(exc.__cause__, 413)
     return problem(exc.status_code, str(exc))
 
 

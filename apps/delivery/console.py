@@ -20,8 +20,6 @@ import json
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from celery import current_app
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
@@ -34,9 +32,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from .dead_letters import DeadLetterNotFound, dead_letter_box
-from .metrics.collectors import ScrapeCollector
+from .metrics.views import scrape_collector
 from .models import OperatorAction, TaskFailure
-from .outbox import outbox_backlog
 
 PAGE_SIZE = 50
 VIEW, OPERATE = "delivery.view_dead_letters", "delivery.operate_dead_letters"
@@ -85,14 +82,8 @@ def overview(request):
 
 def _system_now() -> dict:
     """The broker's queues, the outbox and the heartbeats, read as a scrape reads them."""
-    collector = ScrapeCollector(
-        app=current_app,
-        queues=[*current_app.amqp.queues, settings.DEAD_LETTER_QUEUE],
-        run_dir=settings.RUN_DIR,
-        outbox_backlog=outbox_backlog,
-    )
     now = {"queues": {}, "heartbeats": [], "up": {}, "values": {}}
-    for family in collector.collect():
+    for family in scrape_collector().collect():
         for sample in family.samples:
             labels, value = sample.labels, sample.value
             if family.name == "conveyor_queue_messages":

@@ -33,13 +33,17 @@ def metrics(request):
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     registry = group_registry()
-    registry.register(
-        ScrapeCollector(
-            app=current_app,
-            queues=[*current_app.amqp.queues, settings.DEAD_LETTER_QUEUE],
-            run_dir=settings.RUN_DIR,
-            outbox_backlog=outbox_backlog,
-        )
-    )
+    registry.register(scrape_collector())
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     return HttpResponse(encoder(registry), content_type=content_type)
+
+
+def scrape_collector() -> ScrapeCollector:
+    """What a scrape reads now, for this site: its task queues and the dead-letter queue,
+    its outbox, the heartbeats in its RUN_DIR (the operator console's overview too)."""
+    return ScrapeCollector(
+        app=current_app,
+        queues=[*current_app.amqp.queues, settings.DEAD_LETTER_QUEUE],
+        run_dir=settings.RUN_DIR,
+        outbox_backlog=outbox_backlog,
+    )

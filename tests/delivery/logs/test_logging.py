@@ -206,22 +206,9 @@ def test_the_request_id_is_echoed_or_replaced_when_unsafe(client, db):
     )
 
 
-def test_a_management_command_prints_its_output_as_it_is_in_json_mode(db):
-    run = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", "print(5 + 10)"],
-        cwd=BASE_DIR,
-        env={**os.environ, "LOG_FORMAT": "json", "DJANGO_SETTINGS_MODULE": "config.settings.test"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert run.stdout == "15\n"
-
-
-def test_a_management_command_logs_to_stderr_leaving_stdout_to_its_output(db):
-    code = "import logging; logging.getLogger('apps').warning('Logged.'); print(15)"
-    run = subprocess.run(
+def shell_in_json_mode(code: str) -> subprocess.CompletedProcess:
+    """``manage.py shell -c code`` with JSON logs; its stdout and stderr."""
+    return subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=BASE_DIR,
         env={**os.environ, "LOG_FORMAT": "json", "DJANGO_SETTINGS_MODULE": "config.settings.test"},
@@ -229,6 +216,16 @@ def test_a_management_command_logs_to_stderr_leaving_stdout_to_its_output(db):
         text=True,
         timeout=60,
         check=True,
+    )
+
+
+def test_a_management_command_prints_its_output_as_it_is_in_json_mode(db):
+    assert shell_in_json_mode("print(5 + 10)").stdout == "15\n"
+
+
+def test_a_management_command_logs_to_stderr_leaving_stdout_to_its_output(db):
+    run = shell_in_json_mode(
+        "import logging; logging.getLogger('apps').warning('Logged.'); print(15)"
     )
     assert run.stdout == "15\n"
     assert json.loads(run.stderr.splitlines()[-1])["message"] == "Logged."
