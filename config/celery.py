@@ -33,8 +33,10 @@ from apps.delivery.celery_overrides.bootsteps import (  # noqa: E402
     OutboxRelay,
     WorkerHeartbeat,
     WorkerMetrics,
+    WorkerReport,
 )
 
 app.steps["consumer"].add(WorkerHeartbeat)
 app.steps["worker"].add(OutboxRelay)
 app.steps["worker"].add(WorkerMetrics)
+app.steps["worker"].add(WorkerReport)

@@ -3,11 +3,12 @@
 from django.contrib import admin
 from django.urls import path
 
-from apps.delivery.console import dead_letter_detail, dead_letter_list, overview
+from apps.delivery.console import dead_letter_detail, dead_letter_list, overview, retries
 from config.api import api
 
 urlpatterns = [
     path("admin/console/", overview, name="console"),
+    path("admin/console/retries/", retries, name="console-retries"),
     path("admin/dead-letters/", dead_letter_list, name="dead-letters"),
     path("admin/dead-letters/<str:letter_id>/", dead_letter_detail, name="dead-letter"),
     path("admin/", admin.site.urls),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import traceback as traceback_module
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
@@ -73,9 +73,11 @@ def failure_record(
     correlation_id: str = "",
     final: bool,
     permanent: bool = False,
+    retry_in: float | None = None,
 ) -> None:
     """Record a failure of ``task_id`` (``final``: its message goes to the dead-letter queue;
-    ``permanent``: its exception is not worth a retry)."""
+    ``permanent``: its exception is not worth a retry; ``retry_in``: seconds until its
+    retry is due)."""
     now = timezone.now()
     values = {
         "task_name": task_name,
@@ -91,6 +93,9 @@ def failure_record(
         "last_failed_at": now,
         "dead_lettered_at": now if final else None,
         "permanent": permanent,
+        "next_attempt_at": (
+            now + timedelta(seconds=retry_in) if retry_in is not None and not final else None
+        ),
     }
     TaskFailure.objects.update_or_create(
         task_id=task_id, defaults=values, create_defaults={**values, "first_failed_at": now}

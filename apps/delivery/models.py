@@ -73,6 +73,9 @@ class TaskFailure(models.Model):
     #: The exception is permanent (a declined card, a bug): a replay fails the same way
     #: unless something changed, so the operator console asks twice.
     permanent = models.BooleanField(default=False)
+    #: When the retry of a transient failure is due (its countdown ends); empty once
+    #: the failure is final.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         permissions = [
@@ -115,6 +118,60 @@ class OperatorAction(models.Model):
             self.count,
             self.created_at,
         )
+
+
+class ProcessReport(models.Model):
+    """What a worker or beat last said of itself, every few seconds, for the operator
+    console: it reaches the console wherever the process runs (another host, another
+    container), through the database they share."""
+
+    class Role(models.TextChoices):
+        WORKER = "worker", "Worker"
+        BEAT = "beat", "Beat"
+
+    role = models.CharField(max_length=10, choices=Role.choices)
+    #: A worker's node name; beat's host name.
+    node = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    #: A worker: concurrency, queues, the tasks running. Beat: each schedule entry's
+    #: last and next run.
+    state = models.JSONField(default=dict)
+    started_at = models.DateTimeField()
+    reported_at = models.DateTimeField(db_index=True)
+    #: Set when the process stopped cleanly.
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["role", "node"], name="process_report_unique")
+        ]
+
+    def __str__(self):
+        return "%s %s (pid %d)" % (self.role, self.node, self.pid)
+
+
+class MinuteSample(models.Model):
+    """One process's figures for one minute (UTC, to the minute): what its tasks did
+    since its previous sample, and the queue depths it read."""
+
+    minute = models.DateTimeField(db_index=True)
+    #: ``worker:<node>`` or ``beat:<host>``.
+    source = models.CharField(max_length=255)
+    #: ``{task: {outcome: runs}}`` (outcomes as in ``conveyor_tasks_total``).
+    tasks = models.JSONField(default=dict)
+    #: ``{task: {upper bound: runs}}``: the enqueue -> start latency histogram's bucket
+    #: increments, cumulative by bound as Prometheus keeps them.
+    latency = models.JSONField(default=dict)
+    #: ``{queue: messages ready}``.
+    queues = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["minute", "source"], name="minute_sample_unique")
+        ]
+
+    def __str__(self):
+        return "%s at %s" % (self.source, self.minute)
 
 
 class OutboxMessage(models.Model):

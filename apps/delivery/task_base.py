@@ -121,10 +121,11 @@ class DeliveryTask(DjangoTask):
         except Exception as exc:
             self._release(key)
             if self.will_retry(exc):
-                self._record_failure(exc, final=False)
+                delay = self.retry_delay()
+                self._record_failure(exc, final=False, retry_in=delay)
                 raise self.retry(
                     exc=exc,
-                    countdown=self.retry_delay(),
+                    countdown=delay,
                     max_retries=self.retry_limit(),
                     # the delivery's own choice (a caller may ask for a result), which
                     # Celery 5.6 does not carry over to the retry by itself
@@ -167,7 +168,9 @@ class DeliveryTask(DjangoTask):
         except Exception:
             logger.exception("%s: on_dead_letter failed for %r %r.", self.name, args, kwargs)
 
-    def _record_failure(self, exc: BaseException, *, final: bool) -> None:
+    def _record_failure(
+        self, exc: BaseException, *, final: bool, retry_in: float | None = None
+    ) -> None:
         request = self.request
         if final:
             logger.error(
@@ -191,6 +194,7 @@ class DeliveryTask(DjangoTask):
                 correlation_id=getattr(request, CORRELATION_HEADER, "") or "",
                 final=final,
                 permanent=not is_transient(exc, extra=self.retry_for),
+                retry_in=retry_in,
             )
         except Exception:
             # The message is dead-lettered all the same; only the facts are missing.

@@ -413,6 +413,9 @@ WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0, minimum=0)
 BEAT_METRICS_PORT = env.int("BEAT_METRICS_PORT", default=0, minimum=0)
 #: The address the worker's and beat's metrics ports listen on (0.0.0.0: every one).
 METRICS_ADDRESS = env.str("METRICS_ADDRESS", default="127.0.0.1")
+#: How often workers and beat report themselves, and the minute's figures, to the
+#: operator console (apps/delivery/processes/reports.py).
+PROCESS_REPORT_INTERVAL_SECONDS = env.float("PROCESS_REPORT_INTERVAL_SECONDS", default=15, above=0)
 if max(WORKER_METRICS_PORT, BEAT_METRICS_PORT) > 65535:
     raise ConfigurationError(
         "WORKER_METRICS_PORT=%d and BEAT_METRICS_PORT=%d must be ports (1 to 65535), or 0 "

@@ -24,10 +24,14 @@ relies on beyond the documented API, checked against the versions in
 - :mod:`.results` (the ``rpc`` result backend): ``RPCBackend.on_task_call``,
   ``binding``; ``celery._state.task_join_will_block``.
 - :mod:`.beat` (``beat_scheduler``): ``PersistentScheduler.apply_async(entry, producer,
-  advance)``, ``tick`` and ``setup_schedule``; ``crontab.remaining_delta``, ``nowfun`` and
-  the fields as written, ``crontab._orig_minute`` etc.
+  advance)``, ``tick``, ``setup_schedule`` and ``close``; ``ScheduleEntry.total_run_count``;
+  ``crontab.remaining_delta``, ``nowfun`` and the fields as written,
+  ``crontab._orig_minute`` etc.
 - :mod:`.bootsteps` (``app.steps["consumer"]`` and ``["worker"]``): the consumer's
-  ``timer`` and ``hostname``; the step ``celery.worker.consumer.tasks:Tasks``.
+  ``timer`` and ``hostname``; the step ``celery.worker.consumer.tasks:Tasks``; the
+  worker's ``concurrency``; ``celery.worker.state``'s ``active_requests``,
+  ``reserved_requests`` and (5.7) ``scheduled_requests``, and a request's ``time_start``
+  and ``eta`` (the console reports).
 - :mod:`.signals`: the ``quiet`` attribute of the worker that ``celeryd_after_setup``
   passes; ``celery.apps.worker.safe_say`` (the shutdown notices); the message headers
   that become attributes of ``task.request`` (the metrics' ``x_published_at``).

@@ -4,7 +4,9 @@ It logs every entry of its schedule as it starts (name, task, schedule in words,
 run). It stamps every message it sends with the slot the run is for (``x_beat_slot``,
 :mod:`apps.delivery.periodic`), which makes every periodic task idempotent per slot,
 and it touches ``RUN_DIR/heartbeats/beat`` on every tick, for
-``python -m apps.delivery.processes.health beat``.
+``python -m apps.delivery.processes.health beat``. It reports its schedule (each entry's
+last and next run) and the queue depths to the operator console every few seconds, from
+a thread (:mod:`apps.delivery.process_reports`).
 
 Selected with ``CELERY_BEAT_SCHEDULER``.
 """
@@ -13,6 +15,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+import socket
+import time
 from datetime import timedelta
 
 from celery.beat import PersistentScheduler
@@ -37,33 +42,83 @@ class SlotScheduler(PersistentScheduler):
 
     def setup_schedule(self):
         super().setup_schedule()
-        now = self.app.now()
-        for name, entry in sorted(self.schedule.items()):
-            if name.startswith("celery."):
-                continue
-            remaining = entry.schedule.remaining_estimate(entry.last_run_at)
-            # to the nearest second: the estimate is a few microseconds short
-            moment = now + max(remaining, timedelta(0)) + timedelta(milliseconds=500)
-            next_run = moment.replace(microsecond=0).isoformat()
-            words = in_words(entry.schedule)
+        for entry in beat_state(self.schedule, self.app.now())["entries"]:
             logger.info(
                 "Scheduled %s: task %s, %s, next run %s.",
-                name,
-                entry.task,
-                words,
-                next_run,
+                entry["name"],
+                entry["task"],
+                entry["schedule"],
+                entry["next_run"],
                 extra={
-                    "schedule_entry": name,
-                    "scheduled_task": entry.task,
-                    "schedule": words,
-                    "next_run": next_run,
+                    "schedule_entry": entry["name"],
+                    "scheduled_task": entry["task"],
+                    "schedule": entry["schedule"],
+                    "next_run": entry["next_run"],
                 },
             )
 
     def tick(self, *args, **kwargs):
         delay = super().tick(*args, **kwargs)
         self._heartbeat()
+        self._snapshot()
         return delay
+
+    def close(self):
+        reporter = getattr(self, "_reporter", None)
+        if reporter is not None:
+            reporter.stop()
+            self._reporter = None
+        super().close()
+
+    def _snapshot(self):
+        """Hand the schedule as it stands to the report thread (started on the first
+        tick), at most once per report interval."""
+        from django.conf import settings
+
+        interval = settings.PROCESS_REPORT_INTERVAL_SECONDS
+        now = time.monotonic()
+        if now - getattr(self, "_snapshot_at", -interval) < interval:
+            return
+        self._snapshot_at = now
+        self._state = beat_state(self.schedule, self.app.now())
+        if getattr(self, "_reporter", None) is None:
+            self._reporter = self._start_reporter()
+
+    def _start_reporter(self):
+        from django.conf import settings
+        from django.utils import timezone
+
+        from ..metrics.collectors import broker_state
+        from ..metrics.history import MinuteRecorder
+        from ..process_reports import Reporter, process_report_save, process_report_stopped
+
+        node, pid, started_at = socket.gethostname(), os.getpid(), timezone.now()
+        queues = [*self.app.amqp.queues, settings.DEAD_LETTER_QUEUE]
+        recorder = MinuteRecorder(
+            "beat:%s" % node,
+            metrics_path=None,
+            read_queues=lambda: broker_state(self.app, queues)["ready"],
+        )
+
+        def report():
+            process_report_save(
+                role="beat",
+                node=node,
+                pid=pid,
+                started_at=started_at,
+                state=self._state,
+                interval=settings.PROCESS_REPORT_INTERVAL_SECONDS,
+            )
+            recorder.record()
+
+        reporter = Reporter(
+            "beat-report",
+            report=report,
+            stopped=lambda: process_report_stopped(role="beat", node=node, pid=pid),
+            interval=settings.PROCESS_REPORT_INTERVAL_SECONDS,
+        )
+        reporter.start()
+        return reporter
 
     def _heartbeat(self):
         from django.conf import settings
@@ -73,6 +128,30 @@ class SlotScheduler(PersistentScheduler):
             touch(path)
         except OSError:
             logger.exception("Could not touch the heartbeat file %s.", path)
+
+
+def beat_state(entries: dict, now) -> dict:
+    """What beat reports: its last tick, and each entry's task, schedule, runs, last and
+    next run (soonest first)."""
+    listed = []
+    for name, entry in entries.items():
+        if name.startswith("celery."):
+            continue
+        remaining = entry.schedule.remaining_estimate(entry.last_run_at)
+        # to the nearest second: the estimate is a few microseconds short
+        moment = now + max(remaining, timedelta(0)) + timedelta(milliseconds=500)
+        listed.append(
+            {
+                "name": name,
+                "task": entry.task,
+                "schedule": in_words(entry.schedule),
+                "runs": entry.total_run_count,
+                "last_run": entry.last_run_at.isoformat() if entry.total_run_count else None,
+                "next_run": moment.replace(microsecond=0).isoformat(),
+            }
+        )
+    listed.sort(key=lambda entry: (entry["next_run"], entry["name"]))
+    return {"last_tick": now.isoformat(), "entries": listed}
 
 
 def in_words(when) -> str:

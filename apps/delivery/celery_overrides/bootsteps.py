@@ -155,3 +155,107 @@ class WorkerMetrics(bootsteps.StartStopStep):
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+
+class WorkerReport(bootsteps.StartStopStep):
+    """Report the worker to the operator console every few seconds, and record the
+    minute's figures (:mod:`apps.delivery.process_reports`): its node, pid,
+    concurrency and queues, and the tasks it runs now (``celery.worker.state``'s
+    ``active_requests``: the requests its pool accepted; ``reserved_requests``: those it
+    holds besides)."""
+
+    def __init__(self, parent, **kwargs):
+        super().__init__(parent, **kwargs)
+        self.reporter = None
+
+    def start(self, parent):
+        from django.conf import settings
+        from django.db import connection
+        from django.utils import timezone
+
+        from ..metrics import directory
+        from ..metrics.collectors import broker_state
+        from ..metrics.history import MinuteRecorder
+        from ..process_reports import Reporter, process_report_save, process_report_stopped
+
+        if self.reporter is not None:
+            return
+        node, pid, started_at = parent.hostname, os.getpid(), timezone.now()
+        interval = settings.PROCESS_REPORT_INTERVAL_SECONDS
+        app = parent.app
+        queues = [*app.amqp.queues.consume_from, settings.DEAD_LETTER_QUEUE]
+        recorder = MinuteRecorder(
+            "worker:%s" % node,
+            metrics_path=directory.current(),
+            read_queues=lambda: broker_state(app, queues)["ready"],
+        )
+
+        def report():
+            process_report_save(
+                role="worker",
+                node=node,
+                pid=pid,
+                started_at=started_at,
+                state=worker_state(parent),
+                interval=interval,
+            )
+            recorder.record()
+
+        self.reporter = Reporter(
+            "worker-report",
+            report=report,
+            stopped=lambda: process_report_stopped(role="worker", node=node, pid=pid),
+            interval=interval,
+            guard=lambda: (
+                SQLITE_IN_USE if connection.vendor == "sqlite" else contextlib.nullcontext()
+            ),
+        )
+        self.reporter.start()
+
+    def stop(self, parent):
+        if self.reporter is not None:
+            self.reporter.stop()
+            self.reporter = None
+
+
+def worker_state(worker) -> dict:
+    """What a worker reports of itself: concurrency, queues, the tasks running (oldest
+    first), how many more it has reserved, and the countdowns it holds (soonest first,
+    at most :data:`REPORTED_COUNTDOWNS`; on Redis a countdown waits in a worker, on
+    RabbitMQ at the broker)."""
+    from celery.worker import state
+
+    running = sorted(
+        (
+            {"task": request.name, "id": request.id, "started": request.time_start}
+            for request in list(state.active_requests)
+        ),
+        key=lambda entry: entry["started"] or 0,
+    )
+    # scheduled_requests: Celery 5.7; on 5.6 the countdowns are not listed.
+    scheduled = list(getattr(state, "scheduled_requests", ()))
+    countdowns = sorted(
+        (
+            {"task": request.name, "id": request.id, "eta": _isoformat(request.eta)}
+            for request in scheduled
+        ),
+        key=lambda entry: entry["eta"] or "",
+    )
+    return {
+        "concurrency": worker.concurrency,
+        "queues": sorted(worker.app.amqp.queues.consume_from),
+        "running": running,
+        "reserved": max(0, len(state.reserved_requests) - len(running)),
+        "countdowns": countdowns[:REPORTED_COUNTDOWNS],
+        "countdowns_total": len(countdowns),
+    }
+
+
+#: The most countdowns a worker lists in its report.
+REPORTED_COUNTDOWNS = 100
+
+
+def _isoformat(eta) -> str | None:
+    if eta is None:
+        return None
+    return eta.isoformat() if hasattr(eta, "isoformat") else str(eta)

@@ -100,7 +100,7 @@ class ScrapeCollector:
     # -- the broker ------------------------------------------------------------
 
     def _broker(self):
-        state = within(self.timeout * 2, self._read_broker)
+        state = broker_state(self.app, self.queues, timeout=self.timeout)
         ready = GaugeMetricFamily(
             "conveyor_queue_messages",
             "Messages ready in the queue at the broker (task queues and dead_letter).",
@@ -122,29 +122,6 @@ class ScrapeCollector:
                 "RabbitMQ: countdown messages waiting in the native delayed delivery queues.",
                 value=state["delayed"],
             )
-
-    def _read_broker(self) -> dict:
-        timeout = self.timeout
-        options = {
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-            "read_timeout": timeout,
-            "write_timeout": timeout,
-        }
-        with self.app.connection_for_write(
-            connect_timeout=timeout, transport_options=options
-        ) as connection:
-            connection.ensure_connection(max_retries=0)  # one attempt, no waiting
-            counter = PassiveCounter(connection)
-            state = {"ready": {queue: counter.count(queue) for queue in self.queues}}
-            if connection.transport.driver_type == "redis":
-                channel = counter.open()
-                state["unacked"] = channel.client.hlen(channel.unacked_key)
-            else:
-                levels = range(MAX_LEVEL + 1)
-                state["delayed"] = sum(counter.count(level_name(level)) for level in levels)
-            counter.close()
-        return state
 
     # -- the outbox and the heartbeats -------------------------------------------
 
@@ -178,6 +155,34 @@ class ScrapeCollector:
                 continue  # removed by a worker that stopped meanwhile
             ages.add_metric([process, node], max(0.0, now - modified))
         yield ages
+
+
+def broker_state(app, queues: Iterable[str], *, timeout: float = BROKER_TIMEOUT_SECONDS) -> dict:
+    """What the broker holds now: ``{"ready": {queue: messages}}``, and Redis's
+    ``"unacked"`` or RabbitMQ's ``"delayed"`` count; within about ``2 * timeout``
+    seconds, else ``TimeoutError`` (see the module's docstring)."""
+    return within(timeout * 2, lambda: _read_broker(app, tuple(queues), timeout))
+
+
+def _read_broker(app, queues: tuple[str, ...], timeout: float) -> dict:
+    options = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "read_timeout": timeout,
+        "write_timeout": timeout,
+    }
+    with app.connection_for_write(connect_timeout=timeout, transport_options=options) as connection:
+        connection.ensure_connection(max_retries=0)  # one attempt, no waiting
+        counter = PassiveCounter(connection)
+        state = {"ready": {queue: counter.count(queue) for queue in queues}}
+        if connection.transport.driver_type == "redis":
+            channel = counter.open()
+            state["unacked"] = channel.client.hlen(channel.unacked_key)
+        else:
+            levels = range(MAX_LEVEL + 1)
+            state["delayed"] = sum(counter.count(level_name(level)) for level in levels)
+        counter.close()
+    return state
 
 
 class PassiveCounter:

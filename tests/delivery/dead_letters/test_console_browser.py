@@ -92,13 +92,17 @@ def test_an_operator_and_a_read_only_user_in_the_browser(
     web = start_web()
     node = start_worker().hostname.split("@")[0]
 
-    # the read-only user's overview: the three dead letters and the running worker
+    # the read-only user's overview: the three dead letters, the runs that put them
+    # there, and the running worker's report
     log_in(browser, web, "viewer")
     browser.get(web.url + "/admin/console/")
     assert "dead_letter 3" in browser.find_element(By.ID, "queues").text
+    assert browser.find_element(By.ID, "queues").find_elements(By.CSS_SELECTOR, "svg")
+    runs = browser.find_element(By.ID, "task-apps.payments.tasks.process_payment")
+    assert runs.find_element(By.CSS_SELECTOR, '[data-hour="dead_lettered"]').text == "2"
     wait(
         browser,
-        lambda d: d.refresh() or node in d.find_element(By.ID, "heartbeats").text,
+        lambda d: d.refresh() or node in d.find_element(By.ID, "processes").text,
         timeout=60,
     )
     shot(browser, "0-viewer-overview")

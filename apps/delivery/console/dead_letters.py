@@ -1,9 +1,4 @@
-"""The operator console, in the admin's look: an overview of the delivery system now
-(``/admin/console/``) and the dead-letter pages (``/admin/dead-letters/``).
-
-The overview reads what ``/metrics`` reads at a scrape (:mod:`.metrics.collectors`: the
-broker's queues, the outbox, the heartbeats, each bounded and reported unreadable rather
-than failing the page), and the failure facts in the database. It refreshes itself.
+"""The dead-letter pages of the operator console (``/admin/dead-letters/``).
 
 Staff with ``delivery.view_dead_letters`` see the dead letters: filtered, searched,
 sorted and a page at a time, each with its arguments, route, retries and replays, and a
@@ -24,16 +19,14 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Min, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from .dead_letters import DeadLetterNotFound, dead_letter_box
-from .metrics.views import scrape_collector
-from .models import OperatorAction, TaskFailure
+from ..dead_letters import DeadLetterNotFound, dead_letter_box
+from ..models import OperatorAction, TaskFailure
 
 PAGE_SIZE = 50
 VIEW, OPERATE = "delivery.view_dead_letters", "delivery.operate_dead_letters"
@@ -49,58 +42,10 @@ SORTS = {
 }
 
 
-#: Seconds between two refreshes of the overview.
-OVERVIEW_REFRESH_SECONDS = 10
-
-
-@staff_member_required
-def overview(request):
-    _require(request, VIEW)
-    now = _system_now()
-    failing = (
-        TaskFailure.objects.values("task_name")
-        .annotate(
-            dead=Count("id", filter=Q(dead_lettered_at__isnull=False)),
-            retrying=Count("id", filter=Q(dead_lettered_at__isnull=True)),
-            since=Min("first_failed_at"),
-        )
-        .order_by("-dead", "-retrying", "task_name")
-    )
-    return render(
-        request,
-        "delivery/console/overview.html",
-        {
-            **admin.site.each_context(request),
-            "title": "Delivery overview",
-            "now": now,
-            "failing": failing,
-            "actions": OperatorAction.objects.all()[:5],
-            "refresh": OVERVIEW_REFRESH_SECONDS,
-        },
-    )
-
-
-def _system_now() -> dict:
-    """The broker's queues, the outbox and the heartbeats, read as a scrape reads them."""
-    now = {"queues": {}, "heartbeats": [], "up": {}, "values": {}}
-    for family in scrape_collector().collect():
-        for sample in family.samples:
-            labels, value = sample.labels, sample.value
-            if family.name == "conveyor_queue_messages":
-                now["queues"][labels["queue"]] = int(value)
-            elif family.name == "conveyor_heartbeat_age_seconds":
-                now["heartbeats"].append({**labels, "age": value})
-            elif family.name == "conveyor_scrape_source_up":
-                now["up"][labels["source"]] = bool(value)
-            elif not labels:
-                now["values"][family.name.removeprefix("conveyor_")] = value
-    return now
-
-
 @staff_member_required
 @require_http_methods(["GET", "POST"])
 def dead_letter_list(request):
-    _require(request, VIEW)
+    require_permission(request, VIEW)
     if request.method == "POST":
         return _act(request)
     with dead_letter_box() as box:
@@ -115,7 +60,7 @@ def dead_letter_list(request):
         request,
         "delivery/console/dead_letters.html",
         {
-            **admin.site.each_context(request),
+            **console_context(request),
             "title": "Dead letters",
             "queue": queue,
             "page": page,
@@ -140,7 +85,7 @@ def dead_letter_list(request):
 
 @staff_member_required
 def dead_letter_detail(request, letter_id: str):
-    _require(request, VIEW)
+    require_permission(request, VIEW)
     with dead_letter_box() as box:
         try:
             letter = box.get(letter_id)
@@ -151,7 +96,7 @@ def dead_letter_detail(request, letter_id: str):
         request,
         "delivery/console/dead_letter.html",
         {
-            **admin.site.each_context(request),
+            **console_context(request),
             "title": "Dead letter %s" % letter.id,
             "letter": letter,
             "traceback": everything.pop("traceback") or "",
@@ -187,9 +132,14 @@ def matching(letters, params) -> list:
 
 def _arguments_text(letter) -> str:
     """A dead letter's arguments, as one line of JSON."""
-    parts = [json.dumps(letter.args, default=str)]
-    if letter.kwargs:
-        parts.append(json.dumps(letter.kwargs, default=str))
+    return arguments_text(letter.args, letter.kwargs)
+
+
+def arguments_text(args, kwargs) -> str:
+    """A task's arguments, as one line of JSON (its keyword arguments after, if any)."""
+    parts = [json.dumps(args, default=str)]
+    if kwargs:
+        parts.append(json.dumps(kwargs, default=str))
     return " ".join(parts)
 
 
@@ -197,7 +147,14 @@ def _exception(letter) -> str:
     return letter.failure.exception_type if letter.failure else ""
 
 
-def _require(request, permission: str) -> None:
+def console_context(request) -> dict:
+    """The admin's context for a console page, without the admin's model sidebar: the
+    console's tables get the width, and an operator who may see no model is not told
+    "You don't have permission to view or edit anything"."""
+    return {**admin.site.each_context(request), "is_nav_sidebar_enabled": False}
+
+
+def require_permission(request, permission: str) -> None:
     if not request.user.has_perm(permission):
         raise PermissionDenied("You need the %s permission." % permission)
 
@@ -205,7 +162,7 @@ def _require(request, permission: str) -> None:
 def _act(request):
     """Replay or purge a selection (``id``) or everything matching the filter (``all``):
     first a confirmation page that says how many, then the action, recorded."""
-    _require(request, OPERATE)
+    require_permission(request, OPERATE)
     # "replay" / "purge": the selected ids; "replay:all" / "purge:all": every dead letter
     # matching the filter (the confirmation page sends all=1).
     action, _, scope = request.POST.get("action", "").partition(":")
@@ -230,7 +187,7 @@ def _act(request):
                 request,
                 "delivery/console/confirm.html",
                 {
-                    **admin.site.each_context(request),
+                    **console_context(request),
                     "title": "%s %d dead letter(s)?" % (action.capitalize(), len(chosen)),
                     "action": action,
                     "chosen": chosen,
