@@ -12,12 +12,12 @@ shown. Superusers hold both permissions.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -111,16 +111,18 @@ def dead_letter_detail(request, letter_id: str):
     )
 
 
-def matching(letters, params) -> list:
-    """The dead letters that match a filter (``FILTERS``), sorted as it asks."""
+def matching(letters, params, *, as_of: datetime | None = None) -> list:
+    """The dead letters that match a filter (``FILTERS``), sorted as it asks; ``as_of``:
+    as the filter matched at that time (the letters that arrived since left out)."""
     task, reason, exception = params.get("task"), params.get("reason"), params.get("exception")
     age = AGES.get(params.get("older_than", ""))
     search = params.get("q", "").strip().lower()
-    now = timezone.now()
+    now = as_of or timezone.now()
     chosen = [
         letter
         for letter in letters
-        if (not task or letter.task_name == task)
+        if (not as_of or not letter.dead_lettered_at or letter.dead_lettered_at <= as_of)
+        and (not task or letter.task_name == task)
         and (not reason or letter.reason == reason)
         and (not exception or _exception(letter) == exception)
         and (not age or (letter.dead_lettered_at and now - letter.dead_lettered_at >= age))
@@ -145,6 +147,17 @@ def arguments_text(args, kwargs) -> str:
 
 def _exception(letter) -> str:
     return letter.failure.exception_type if letter.failure else ""
+
+
+def _as_of(value: str | None) -> datetime | None:
+    """The time a confirmation page was shown (its ``as_of`` field), if it sent one."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise SuspiciousOperation("as_of is not a time: %r" % value) from None
+    return moment if timezone.is_aware(moment) else None
 
 
 def console_context(request) -> dict:
@@ -174,7 +187,8 @@ def _act(request):
     with dead_letter_box() as box:
         letters = box.list(limit=100_000)
         if every:
-            chosen = matching(letters, filters)
+            # confirmed: the letters the confirmation page counted, not those since
+            chosen = matching(letters, filters, as_of=_as_of(request.POST.get("as_of")))
         else:
             chosen = [letter for letter in letters if letter.id in ids]
         permanent = [letter for letter in chosen if letter.failure and letter.failure.permanent]
@@ -195,6 +209,7 @@ def _act(request):
                     "every": every,
                     "filters": filters,
                     "ids": sorted(ids),
+                    "as_of": timezone.now().isoformat(),
                     "back": back,
                 },
             )
@@ -207,16 +222,23 @@ def _act(request):
             if selected
             else []
         )
-    OperatorAction.objects.create(
-        user=request.user,
-        username=request.user.get_username(),
-        action=action,
-        count=len(done),
-        letter_ids=done,
-        selection={"filter": filters} if every else {"ids": sorted(ids)},
-    )
     verb = "replayed" if action == "replay" else "purged"
-    messages.success(request, "%d dead letter(s) %s." % (len(done), verb))
+    if not done:
+        messages.warning(request, "Nothing %s." % verb)
+    else:
+        OperatorAction.objects.create(
+            user=request.user,
+            username=request.user.get_username(),
+            action=action,
+            count=len(done),
+            letter_ids=done,
+            selection=(
+                {"filter": {k: v for k, v in filters.items() if k != "sort"}}
+                if every
+                else {"ids": sorted(ids)}
+            ),
+        )
+        messages.success(request, "%d dead letter(s) %s." % (len(done), verb))
     if len(taken) < len(chosen):
         messages.warning(
             request,

@@ -1,6 +1,9 @@
 """The operator console's dead-letter pages: what a read-only user sees, what an operator
 does, and the record of it, on real dead letters from a real worker."""
 
+import re
+from datetime import timedelta
+
 from apps.delivery.models import OperatorAction, TaskFailure
 from tests.delivery.dead_letters.conftest import staff
 
@@ -60,6 +63,36 @@ def test_an_operator_replays_all_matching_after_confirming_and_it_is_recorded(
         {"action": "replay", "id": results[2].id, "confirmed": "1", "include_permanent": "1"},
     )
     assert broker.server.queue_length("dead_letter") == 0
+
+
+def test_all_matching_means_the_letters_the_confirmation_counted(broker, client, dead_letters):
+    _, results = dead_letters
+    client.force_login(staff("operator", "view_dead_letters", "operate_dead_letters"))
+    confirm = client.post(URL, {"action": "purge:all"}).content.decode()
+    as_of = re.search(r'name="as_of" value="([^"]+)"', confirm).group(1)
+    # when: confirmed as of a time before any of them was dead-lettered
+    earliest = min(TaskFailure.objects.values_list("dead_lettered_at", flat=True))
+    before = (earliest - timedelta(seconds=1)).isoformat()
+    answer = client.post(
+        URL, {"action": "purge", "all": "1", "confirmed": "1", "as_of": before}, follow=True
+    )
+    # then: none of them is taken, and nothing is recorded
+    assert "no dead letter matches" in answer.content.decode()
+    assert broker.server.queue_length("dead_letter") == 3
+    assert not OperatorAction.objects.exists()
+    # when: a replay of only the permanent failure, not ticked: nothing done, nothing recorded
+    answer = client.post(
+        URL, {"action": "replay", "id": results[2].id, "confirmed": "1"}, follow=True
+    )
+    assert "Nothing replayed." in answer.content.decode()
+    assert not OperatorAction.objects.exists()
+    # when: confirmed as of the confirmation page, all three go
+    client.post(URL, {"action": "purge", "all": "1", "confirmed": "1", "as_of": as_of})
+    assert broker.server.queue_length("dead_letter") == 0
+    assert OperatorAction.objects.get().count == 3
+    # and a time that is not one is refused
+    bad = {"action": "purge", "all": "1", "confirmed": "1", "as_of": "yesterday"}
+    assert client.post(URL, bad).status_code == 400
 
 
 def test_the_admin_index_links_the_console_for_those_allowed(client, db):
