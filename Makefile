@@ -2,6 +2,19 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
+# The stack's variables that matter most (`make help` lists them; .env.example has all).
+# Give them on the command line (make dev BROKER=rabbitmq), in the environment, or in .env.
+##: BROKER             the broker when CELERY_BROKER_URL is unset: redis (default) or rabbitmq
+##: REDIS_PORT         the development Redis's port, which the default broker URL follows (6379)
+##: RABBITMQ_PORT      the development RabbitMQ's port, likewise (5672)
+##: DEV_BROKERS        all: make dev starts Redis and RabbitMQ (default: the broker in use)
+##: CELERY_BROKER_URL  the broker's URL (redis://, amqp://); when set, it wins over BROKER
+##: DATABASE_URL       the database (default: SQLite in .run/db.sqlite3)
+##: WEB_PORT           the web's port under make dev (8000)
+STACK_VARIABLES := BROKER REDIS_PORT RABBITMQ_PORT DEV_BROKERS CELERY_BROKER_URL DATABASE_URL WEB_PORT
+# Those given on make's command line reach the stack (the others are in the environment).
+$(foreach name,$(STACK_VARIABLES),$(if $(filter command line,$(origin $(name))),$(eval export $(name))))
+
 PYTHON ?= python3
 VENV ?= .venv
 #: The PostgreSQL pass of `make test` uses this server (the database is created by the tests).
@@ -35,15 +48,21 @@ endif
 
 .PHONY: help install migrate dev test test-quick test-sqlite test-postgres test-oldest faults faults-quick compose-check lint format bench bench-quick bench-health clean
 
-help: ## List the targets
+help: ## List the targets and the variables that matter
+	@echo "Targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
+	@echo
+	@echo "Variables (make dev BROKER=rabbitmq, or in the environment, or in .env):"
+	@sed -n 's/^##: /  /p' $(MAKEFILE_LIST)
+	@echo "  PYTHON, VENV, TEST_PROCESSES, POSTGRES_TEST_URL: see the top of the Makefile"
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "Conveyor needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version)." >&2; exit 1; }
+	@echo "Installing Conveyor and its development dependencies into $(VENV) (once; about 30 s)..."
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install -e '.[dev]' | grep -E --line-buffered '^(Collecting|Successfully)'; exit $${PIPESTATUS[0]}
 	@touch $@
 
 install: $(INSTALLED) ## Create .venv and install Conveyor with its development dependencies
@@ -51,8 +70,9 @@ install: $(INSTALLED) ## Create .venv and install Conveyor with its development 
 migrate: $(INSTALLED) ## Apply database migrations
 	python manage.py migrate --noinput
 
-dev: migrate ## Run Redis, RabbitMQ, web, worker and beat under honcho (Ctrl-C stops all)
-	PYTHONUNBUFFERED=1 honcho start
+dev: migrate ## Run the broker in use (Redis unless BROKER=rabbitmq), web, worker and beat under honcho (Ctrl-C stops all)
+	@# honcho ends with 130 after a Ctrl-C: a clean stop, not an error
+	PYTHONUNBUFFERED=1 honcho start; status=$$?; [ $$status -eq 130 ] || exit $$status
 
 test: test-sqlite test-postgres ## Run the whole test suite on SQLite, then on PostgreSQL
 

@@ -77,7 +77,9 @@
             pkgs.prometheus # promtool, which the metrics tests run
             pkgs.chromium # the operator console's browser tests, through
             pkgs.chromedriver # selenium
-          ];
+          ]
+          # unshare: the first-run test's network of its own (Linux only)
+          ++ pkgs.lib.optional pkgs.stdenv.hostPlatform.isLinux pkgs.util-linux;
           # Defaults for the Procfile. A variable already set in the environment or in
           # .env (which honcho and the settings read) is left alone.
           shellHook = ''
@@ -103,9 +105,9 @@
 
             cat >&2 <<'EOF'
             Conveyor shell: Python with every dependency, Redis, RabbitMQ, honcho, ruff, promtool, Chromium.
-              make dev        migrate, then run Redis, RabbitMQ, web, worker and beat (honcho start)
+              make dev        migrate, then run the broker in use (Redis; BROKER=rabbitmq for RabbitMQ), web, worker and beat
               make test       run the test suite
-              make help       list the other targets
+              make help       list the other targets and the variables that matter
             EOF
           '';
         };
@@ -125,7 +127,9 @@
                 pkgs.prometheus # promtool check metrics, in the metrics tests
                 pkgs.chromium # the browser tests (headless)
                 pkgs.chromedriver
-              ];
+                pkgs.gnumake # the first-run test runs make dev
+              ]
+              ++ pkgs.lib.optional pkgs.stdenv.hostPlatform.isLinux pkgs.util-linux;
               # macOS sandbox: allow the loopback connections to the test brokers.
               __darwinAllowLocalNetworking = true;
             }

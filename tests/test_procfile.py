@@ -111,11 +111,13 @@ class Stack:
             "RABBITMQ_PORT": str(rabbitmq_port),
             "RABBITMQ_NODENAME": "conveyor-honcho-%d@localhost" % rabbitmq_port,
             "WEB_PORT": str(self.web_port),
-            "CELERY_BROKER_URL": "redis://127.0.0.1:%d/0" % self.redis_port,
-            "CELERY_RESULT_BACKEND": "redis://127.0.0.1:%d/1" % self.redis_port,
             "DATABASE_URL": database_url(),
             "CLEANUP_SCHEDULE": "2",
         }
+        # No CELERY_BROKER_URL: the processes follow REDIS_PORT, as under make dev.
+        for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "BROKER", "DEV_BROKERS"):
+            self.env.pop(name, None)
+        self.broker_url = "redis://localhost:%d/0" % self.redis_port
         self.runs: list[Process] = []
 
     def start(self) -> Process:
@@ -156,46 +158,41 @@ class Stack:
 
 @contextlib.contextmanager
 def running(stack: Stack, request):
-    with pointed_at(stack.env["CELERY_BROKER_URL"], stack.env["CELERY_RESULT_BACKEND"]):
+    with pointed_at(stack.broker_url, stack.broker_url.replace("/0", "/1")):
         yield stack
         report_if_failed(request, stack.runs)
         stack.kill()
 
 
 @pytest.fixture
-def stack_with_its_own_brokers(request, tmp_path, transactional_db):
+def stack(request, tmp_path, transactional_db):
+    """The stack on Redis (the Procfile's rabbitmq entry idles: not used)."""
     with running(Stack(tmp_path), request) as stack:
         yield stack
 
 
 @pytest.fixture
-def stack(request, tmp_path, transactional_db, rabbitmq_server):
-    """The stack on Redis; the Procfile's rabbitmq entry only watches the session's node."""
-    with running(Stack(tmp_path, rabbitmq_port=rabbitmq_server.port), request) as stack:
-        yield stack
-
-
-@pytest.fixture
-def stack_on_a_running_redis(request, tmp_path, transactional_db, rabbitmq_server):
+def stack_on_a_running_redis(request, tmp_path, transactional_db):
     """The stack on a Redis that ran before it (a system service, say), which the
     Procfile's redis entry only watches."""
     server = RedisServer(tmp_path / "system-redis")
     server.start()
     try:
-        stack = Stack(tmp_path, redis_port=server.port, rabbitmq_port=rabbitmq_server.port)
+        stack = Stack(tmp_path, redis_port=server.port)
         with running(stack, request) as stack:
             yield stack
     finally:
         server.stop()
 
 
-def test_honcho_runs_the_stack_and_ctrl_c_lets_the_running_task_finish(
-    stack_with_its_own_brokers,
-):
-    stack = stack_with_its_own_brokers
+def test_honcho_runs_the_stack_and_ctrl_c_lets_the_running_task_finish(stack):
     # given: the whole stack up
     honcho = stack.start()
-    honcho.wait_for(r"rabbitmq\.1\s+\|.*Server startup complete", timeout=90)
+    # only the broker in use runs
+    assert honcho.matching(
+        r"redis\.1\s+\|.*the broker is redis://localhost:%d/0" % stack.redis_port
+    )
+    assert honcho.matching(r"rabbitmq\.1\s+\|.*rabbitmq: not used \(the broker is redis://")
     wait_until(lambda: web_answers(stack.web_port), timeout=30, what="the web process")
     assert add.delay(5, 10).get(timeout=20) == 15
     honcho.wait_for(r"worker\.1\s+\|.*Adding 5 \+ 10")

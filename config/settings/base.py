@@ -11,6 +11,7 @@ from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 from apps.delivery import celery_overrides
+from apps.delivery.processes.brokers import BROKERS, development_broker_url
 from config.environment import (
     ConfigurationError,
     broker_kind,
@@ -143,7 +144,22 @@ else:
 # Celery: broker and results
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 # ------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://localhost:6379/0")
+# Without CELERY_BROKER_URL, the development broker BROKER names (redis or rabbitmq) on
+# this machine, on the port make dev's Procfile starts it on: one place for both.
+BROKER = env.str("BROKER", default="redis")
+if BROKER not in BROKERS:
+    raise ConfigurationError("BROKER=%s: it must be one of %s." % (BROKER, ", ".join(BROKERS)))
+REDIS_PORT = env.int("REDIS_PORT", default=6379, minimum=1)
+RABBITMQ_PORT = env.int("RABBITMQ_PORT", default=5672, minimum=1)
+if max(REDIS_PORT, RABBITMQ_PORT) > 65535:
+    raise ConfigurationError(
+        "REDIS_PORT=%d and RABBITMQ_PORT=%d must be ports (1 to 65535)."
+        % (REDIS_PORT, RABBITMQ_PORT)
+    )
+CELERY_BROKER_URL = env.str(
+    "CELERY_BROKER_URL",
+    default=development_broker_url(BROKER, redis_port=REDIS_PORT, rabbitmq_port=RABBITMQ_PORT),
+)
 broker_kind(CELERY_BROKER_URL)  # a bad URL stops start-up here, naming the variable
 CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND", default=default_result_backend(CELERY_BROKER_URL)

@@ -86,6 +86,14 @@ GUNICORN = [
             },
             "Configuration error: CELERY_RESULT_BACKEND is the broker's own Redis database",
         ),
+        (
+            {"BROKER": "kafka"},
+            "Configuration error: BROKER=kafka: it must be one of redis, rabbitmq.",
+        ),
+        (
+            {"REDIS_PORT": "70000"},
+            "Configuration error: REDIS_PORT=70000 and RABBITMQ_PORT=5672 must be ports",
+        ),
     ],
     ids=[
         "scheme",
@@ -97,6 +105,8 @@ GUNICORN = [
         "result-backend-scheme",
         "boolean",
         "results-in-broker-database",
+        "broker-choice",
+        "broker-port",
     ],
 )
 def test_bad_configuration_is_one_clear_line(argv, env, message):

@@ -2,9 +2,18 @@
 
 Usage::
 
+    python -m apps.delivery.processes.brokers redis --if-used --dir .run/redis
+    python -m apps.delivery.processes.brokers rabbitmq --if-used --dir .run/rabbitmq
     python -m apps.delivery.processes.brokers redis --port 6379 --dir .run/redis
-    python -m apps.delivery.processes.brokers rabbitmq --port 5672 --dir .run/rabbitmq
     python -m apps.delivery.processes.brokers answers postgres://127.0.0.1:5432/db  # exit 0: up
+
+With ``--if-used`` (the Procfile's way) a broker starts only if the project uses it, on
+the port its URL names: the broker URL is ``CELERY_BROKER_URL``, or when that is unset the
+development default for ``BROKER`` (``redis``, the default, or ``rabbitmq``) on
+``REDIS_PORT`` / ``RABBITMQ_PORT`` (:func:`development_broker_url`, which the settings
+use too). The broker not in use says so in one line and waits (``DEV_BROKERS=all`` starts
+both); so does one whose URL names another machine. A broker in use whose server is not
+installed stops with one line saying how to install it.
 
 If something already answers on the port (a broker installed as a system service,
 say), the command says so and waits until it is stopped, so ``honcho start`` keeps
@@ -42,7 +51,26 @@ from .supervise import die_with_parent
 #: script next to it runs as whoever starts it, which is what a dev node needs.
 UPSTREAM_RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 
-DEFAULT_PORTS = {"postgres": 5432, "postgresql": 5432, "redis": 6379, "amqp": 5672}
+DEFAULT_PORTS = {
+    "postgres": 5432,
+    "postgresql": 5432,
+    "redis": 6379,
+    "rediss": 6379,
+    "amqp": 5672,
+    "amqps": 5671,
+}
+#: The development brokers, by the kind ``BROKER`` names.
+BROKERS = ("redis", "rabbitmq")
+#: The broker's kind, by URL scheme.
+KINDS = {"redis": "redis", "rediss": "redis", "amqp": "rabbitmq", "amqps": "rabbitmq"}
+#: How to install each server.
+INSTALL = {
+    "redis-server": "apt-get install redis-server (Debian/Ubuntu), brew install redis "
+    "(macOS), or use the Nix shell (nix develop)",
+    "rabbitmq-server": "apt-get install rabbitmq-server (Debian/Ubuntu), brew install "
+    "rabbitmq (macOS), or use the Nix shell (nix develop)",
+}
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 #: Where Erlang nodes register (``ERL_EPMD_PORT`` changes it).
 EPMD_PORT = 4369
 
@@ -63,8 +91,49 @@ def rabbitmq_tool(name: str) -> str:
         return str(upstream)
     found = shutil.which(name)
     if found is None:
-        raise SystemExit(f"{name} is not on PATH: install RabbitMQ or use the Nix dev shell.")
+        raise SystemExit(not_installed(name))
     return found
+
+
+def not_installed(program: str) -> str:
+    """The one line that says a server is missing, and how to install it."""
+    hint = INSTALL.get(program) or INSTALL.get(program.replace("rabbitmqctl", "rabbitmq-server"))
+    return "%s is not installed (not on PATH). Install it: %s." % (program, hint)
+
+
+def development_broker_url(broker: str, *, redis_port: int, rabbitmq_port: int) -> str:
+    """The broker URL when ``CELERY_BROKER_URL`` is unset: ``BROKER``'s local server."""
+    if broker == "redis":
+        return "redis://localhost:%d/0" % redis_port
+    if broker == "rabbitmq":
+        return "amqp://guest:guest@localhost:%d//" % rabbitmq_port
+    raise ValueError("BROKER=%s: it must be one of %s." % (broker, ", ".join(BROKERS)))
+
+
+def broker_in_use(environ) -> str:
+    """The project's broker URL: ``CELERY_BROKER_URL``, else :func:`development_broker_url`
+    from ``BROKER``, ``REDIS_PORT`` and ``RABBITMQ_PORT`` (as the settings read them)."""
+    if environ.get("CELERY_BROKER_URL"):
+        return environ["CELERY_BROKER_URL"]
+    ports = {}
+    for name, default in (("REDIS_PORT", 6379), ("RABBITMQ_PORT", 5672)):
+        value = environ.get(name) or str(default)
+        if not value.isdigit() or not 0 < int(value) < 65536:
+            raise ValueError("%s=%s: it must be a port (1 to 65535)." % (name, value))
+        ports[name] = int(value)
+    return development_broker_url(
+        environ.get("BROKER") or "redis",
+        redis_port=ports["REDIS_PORT"],
+        rabbitmq_port=ports["RABBITMQ_PORT"],
+    )
+
+
+def local_port(url: str) -> int | None:
+    """The port of a broker URL whose server is this machine's; None for another host."""
+    parts = urlsplit(url)
+    if (parts.hostname or "localhost") not in LOCAL_HOSTS:
+        return None
+    return parts.port or DEFAULT_PORTS.get(parts.scheme)
 
 
 def redis_command(
@@ -252,6 +321,59 @@ def wait_for_stop(name: str, port: int) -> None:
         signal.pause()
 
 
+def idle(line: str) -> int:
+    """Say ``line`` and sleep until SIGTERM or SIGINT (honcho stops the whole stack when
+    any of its processes exits)."""
+    print(line, flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *args: stopped.set())
+    signal.signal(signal.SIGINT, lambda *args: stopped.set())
+    stopped.wait()
+    return 0
+
+
+def chosen_port(service: str, environ) -> tuple[int | None, str | None]:
+    """``--if-used``: the port ``service`` serves on, or None and the line that says why it
+    does not start."""
+    try:
+        url = broker_in_use(environ)
+    except ValueError as exc:
+        raise SystemExit("%s: %s" % (service, exc)) from None
+    shown = mask_password(url)
+    kind = KINDS.get(urlsplit(url).scheme)
+    if kind != service:
+        if (environ.get("DEV_BROKERS") or "").lower() == "all":
+            variable = "REDIS_PORT" if service == "redis" else "RABBITMQ_PORT"
+            return int(environ.get(variable) or (6379 if service == "redis" else 5672)), None
+        return None, (
+            "%s: not used (the broker is %s); DEV_BROKERS=all starts it too." % (service, shown)
+        )
+    port = local_port(url)
+    if port is None:
+        return None, "%s: the broker %s is another machine's: nothing to start here." % (
+            service,
+            shown,
+        )
+    default = "redis://localhost:6379/0" if service == "redis" else None
+    if url != default:
+        print(
+            "%s: the broker is %s. A shell of your own needs the same settings "
+            "(BROKER, REDIS_PORT, RABBITMQ_PORT or CELERY_BROKER_URL): put them in .env, "
+            "or export them." % (service, shown),
+            flush=True,
+        )
+    else:
+        print("%s: the broker is %s." % (service, shown), flush=True)
+    return port, None
+
+
+def mask_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return url.replace(":%s@" % parts.password, ":***@", 1)
+
+
 def url_answers(url: str) -> bool:
     """Return True if the server named by a URL accepts TCP connections."""
     parts = urlsplit(url)
@@ -266,16 +388,29 @@ def main(argv: list[str] | None = None) -> int:
         # answers URL: exit 0 if the server answers.
         raise SystemExit(0 if url_answers(argv[1]) else 1)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("service", choices=["redis", "rabbitmq"])
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("service", choices=BROKERS)
+    parser.add_argument("--port", type=int, help="the port (default, with --if-used: the URL's)")
+    parser.add_argument(
+        "--if-used",
+        action="store_true",
+        help="start only if the project's broker is this one, on this machine",
+    )
     parser.add_argument("--dir", type=Path, required=True, help="where the server keeps its state")
     args = parser.parse_args(argv)
 
+    if args.if_used and args.port is None:
+        args.port, reason = chosen_port(args.service, os.environ)
+        if reason is not None:
+            return idle(reason)
+    elif args.port is None:
+        parser.error("--port is required without --if-used")
     if port_answers(args.port):
         wait_for_stop(args.service, args.port)
     data_dir = args.dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if args.service == "redis":
+        if shutil.which("redis-server") is None:
+            raise SystemExit("redis: " + not_installed("redis-server"))
         command = redis_command(args.port, data_dir)
 
         def started():
@@ -297,7 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     node = os.environ.get("RABBITMQ_NODENAME", "conveyor@localhost")
     env = rabbitmq_environment(args.port, data_dir, node=node)
     env["RABBITMQ_LOGS"] = "-"  # to stdout, where honcho shows it
-    command = [rabbitmq_tool("rabbitmq-server")]
+    try:
+        command = [rabbitmq_tool("rabbitmq-server")]
+    except SystemExit as exc:
+        raise SystemExit("rabbitmq: %s" % exc) from None
     epmd_was_running = port_answers(epmd_port(env))
     status = run_until_stopped(command, env, lambda: rabbitmq_clients(env), wait=3, cwd=data_dir)
     if not epmd_was_running:
