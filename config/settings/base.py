@@ -1,7 +1,7 @@
 """Settings shared by every environment, read from the environment through ``env``.
 
 ``dev``, ``test`` and ``prod`` import this module and change only what differs.
-Every variable is listed, with its default, in ``.env.example`` and the README.
+Every variable is listed, with its default, in ``.env.example`` and docs/configuration.md.
 """
 
 from datetime import timedelta
