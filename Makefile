@@ -59,7 +59,7 @@ help: ## List the targets and the variables that matter
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "Conveyor needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version)." >&2; exit 1; }
-	@echo "Installing Conveyor and its development dependencies into $(VENV) (once; about 30 s)..."
+	@echo "Installing Conveyor and its development dependencies into $(VENV) (once; about a minute)..."
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install -e '.[dev]' | grep -E --line-buffered '^(Collecting|Successfully)'; exit $${PIPESTATUS[0]}
