@@ -87,9 +87,10 @@ def main() -> int:
     for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DEV_BROKERS", "IN_NIX_SHELL"):
         env.pop(name, None)
     started = time.monotonic()
-    # make dev as a user runs it (INSTALLED= : the virtualenv or Nix shell is this Python's)
+    # make dev as a user runs it, with this Python's environment (a virtualenv, or the
+    # Nix shell's) as the one make puts first on PATH and installs nothing into
     make = subprocess.Popen(
-        ["make", "--no-print-directory", "dev", "INSTALLED="],
+        ["make", "--no-print-directory", "dev", "VENV=%s" % sys.prefix, "INSTALLED="],
         cwd=BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,
