@@ -333,6 +333,33 @@ def scaled_workers_share(stack: Stack) -> str:
     return "40 tasks shared %s" % "/".join(map(str, shares))
 
 
+CONSOLE_CHECK = """
+import json
+from django.contrib.auth.models import User
+from django.test import Client
+from apps.delivery.process_reports import process_reports
+running = [entry["report"] for entry in process_reports() if entry["condition"] == "running"]
+user = User.objects.filter(username="console-check").first()
+user = user or User.objects.create_superuser("console-check", "check@example.com", None)
+client = Client(HTTP_HOST="localhost")
+client.force_login(user)
+page = client.get("/admin/console/", secure=True).content.decode()
+print(json.dumps([[r.role, r.node, 'id="%s-%s"' % (r.role, r.node) in page] for r in running]))
+"""
+
+
+def console_sees_every_worker(stack: Stack) -> str:
+    """The operator console, in the web container, lists the workers of both worker
+    containers and beat, from their reports through the database."""
+    reports = json.loads(stack.shell(CONSOLE_CHECK).strip().splitlines()[-1])
+    workers = {node for role, node, _ in reports if role == "worker"}
+    beats = {node for role, node, _ in reports if role == "beat"}
+    hidden = [node for _, node, shown in reports if not shown]
+    if len(workers) != 2 or len(beats) != 1 or hidden:
+        raise Failed("running reports %s; not on the overview: %s" % (reports, hidden))
+    return "the overview lists workers %s and beat %s" % (", ".join(sorted(workers)), *beats)
+
+
 def nothing_left(stack: Stack) -> str:
     stack.run("down", "-v", "--remove-orphans", timeout=300)
     left = stack.leftovers()
@@ -351,6 +378,7 @@ STEPS = (
     cleanup_runs,
     warm_shutdown_finishes_the_charge,
     scaled_workers_share,
+    console_sees_every_worker,
     every_line_json,
     nothing_left,
 )
