@@ -140,7 +140,35 @@ env = Env()
 
 
 def broker_kind(url: str, *, variable: str = "CELERY_BROKER_URL") -> str:
-    """Return ``"redis"`` or ``"amqp"`` for a broker URL, or raise ConfigurationError."""
+    """Return ``"redis"`` or ``"amqp"`` for a broker URL, or raise ConfigurationError.
+
+    RabbitMQ takes a failover list, ``amqp://a;amqp://b`` (the nodes of one cluster,
+    tried in turn); Redis takes one server.
+    """
+    urls = broker_urls(url)
+    if not urls:
+        raise ConfigurationError("%s is empty." % variable)
+    kinds = {_broker_kind(one, variable) for one in urls}
+    if len(kinds) > 1:
+        raise ConfigurationError(
+            "%s=%r mixes Redis and RabbitMQ: a failover list names the nodes of one "
+            "RabbitMQ cluster." % (variable, mask_passwords(url))
+        )
+    kind = kinds.pop()
+    if kind == "redis" and len(urls) > 1:
+        raise ConfigurationError(
+            "%s=%r lists %d Redis servers: a failover list is for RabbitMQ nodes; a Redis "
+            "broker is one server." % (variable, mask_passwords(url), len(urls))
+        )
+    return kind
+
+
+def broker_urls(url: str) -> list[str]:
+    """The URLs of a broker URL that may be a failover list (``;``-separated)."""
+    return [part.strip() for part in url.split(";") if part.strip()]
+
+
+def _broker_kind(url: str, variable: str) -> str:
     parts = _split_url(url, variable)
     kind = BROKER_SCHEMES.get(parts.scheme)
     if kind is None:

@@ -6,6 +6,7 @@ from celery import current_app
 from django.db import connections
 from django.http import JsonResponse
 
+from .broker_connections import connect_once
 from .logs.context import mask_passwords
 
 
@@ -39,4 +40,4 @@ def _database() -> None:
 
 def _broker() -> None:
     with current_app.connection_for_write(connect_timeout=1) as connection:
-        connection.ensure_connection(max_retries=0)  # one attempt, no waiting
+        connect_once(connection)  # one attempt per URL, no waiting

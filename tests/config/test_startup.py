@@ -87,6 +87,16 @@ GUNICORN = [
             "Configuration error: CELERY_RESULT_BACKEND is the broker's own Redis database",
         ),
         (
+            {"CELERY_BROKER_URL": "redis://a:6379/0;amqp://b//"},
+            "Configuration error: CELERY_BROKER_URL='redis://a:6379/0;amqp://b//' mixes Redis "
+            "and RabbitMQ: a failover list names the nodes of one RabbitMQ cluster.",
+        ),
+        (
+            {"CELERY_BROKER_URL": "redis://a:6379/0;redis://b:6379/0"},
+            "Configuration error: CELERY_BROKER_URL='redis://a:6379/0;redis://b:6379/0' lists 2 "
+            "Redis servers",
+        ),
+        (
             {"BROKER": "kafka"},
             "Configuration error: BROKER=kafka: it must be one of redis, rabbitmq.",
         ),
@@ -105,6 +115,8 @@ GUNICORN = [
         "result-backend-scheme",
         "boolean",
         "results-in-broker-database",
+        "broker-list-mixed",
+        "broker-list-redis",
         "broker-choice",
         "broker-port",
     ],

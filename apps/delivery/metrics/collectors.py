@@ -34,6 +34,7 @@ from kombu.exceptions import ChannelError
 from kombu.transport.native_delayed_delivery import MAX_LEVEL, level_name
 from prometheus_client.core import GaugeMetricFamily
 
+from ..broker_connections import connect_once
 from ..logs.context import mask_passwords
 from ..processes.health import heartbeat_dir
 
@@ -160,8 +161,10 @@ class ScrapeCollector:
 def broker_state(app, queues: Iterable[str], *, timeout: float = BROKER_TIMEOUT_SECONDS) -> dict:
     """What the broker holds now: ``{"ready": {queue: messages}}``, and Redis's
     ``"unacked"`` or RabbitMQ's ``"delayed"`` count; within about ``2 * timeout``
-    seconds, else ``TimeoutError`` (see the module's docstring)."""
-    return within(timeout * 2, lambda: _read_broker(app, tuple(queues), timeout))
+    seconds per URL of a failover list, else ``TimeoutError`` (see the module's
+    docstring)."""
+    urls = max(1, len(str(app.conf.broker_url).split(";")))
+    return within(timeout * 2 * urls, lambda: _read_broker(app, tuple(queues), timeout))
 
 
 def _read_broker(app, queues: tuple[str, ...], timeout: float) -> dict:
@@ -172,7 +175,7 @@ def _read_broker(app, queues: tuple[str, ...], timeout: float) -> dict:
         "write_timeout": timeout,
     }
     with app.connection_for_write(connect_timeout=timeout, transport_options=options) as connection:
-        connection.ensure_connection(max_retries=0)  # one attempt, no waiting
+        connect_once(connection)  # one attempt per URL, no waiting
         counter = PassiveCounter(connection)
         state = {"ready": {queue: counter.count(queue) for queue in queues}}
         if connection.transport.driver_type == "redis":

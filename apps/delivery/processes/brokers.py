@@ -310,13 +310,13 @@ def run_until_stopped(
 
 def wait_for_stop(name: str, port: int) -> None:
     """Say that another server is in use and sleep until SIGTERM or SIGINT."""
-    print(f"{name}: 127.0.0.1:{port} already answers; using that server.", flush=True)
 
     def stop(signum, frame):
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    print(f"{name}: 127.0.0.1:{port} already answers; using that server.", flush=True)
     while True:
         signal.pause()
 
@@ -324,10 +324,10 @@ def wait_for_stop(name: str, port: int) -> None:
 def idle(line: str) -> int:
     """Say ``line`` and sleep until SIGTERM or SIGINT (honcho stops the whole stack when
     any of its processes exits)."""
-    print(line, flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *args: stopped.set())
     signal.signal(signal.SIGINT, lambda *args: stopped.set())
+    print(line, flush=True)
     stopped.wait()
     return 0
 
@@ -340,6 +340,7 @@ def chosen_port(service: str, environ) -> tuple[int | None, str | None]:
     except ValueError as exc:
         raise SystemExit("%s: %s" % (service, exc)) from None
     shown = mask_password(url)
+    url = url.split(";")[0].strip()  # a failover list: its first node is this machine's?
     kind = KINDS.get(urlsplit(url).scheme)
     if kind != service:
         if (environ.get("DEV_BROKERS") or "").lower() == "all":
@@ -355,7 +356,7 @@ def chosen_port(service: str, environ) -> tuple[int | None, str | None]:
             shown,
         )
     default = "redis://localhost:6379/0" if service == "redis" else None
-    if url != default:
+    if shown != default:
         print(
             "%s: the broker is %s. A shell of your own needs the same settings "
             "(BROKER, REDIS_PORT, RABBITMQ_PORT or CELERY_BROKER_URL): put them in .env, "
@@ -368,10 +369,12 @@ def chosen_port(service: str, environ) -> tuple[int | None, str | None]:
 
 
 def mask_password(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    return url.replace(":%s@" % parts.password, ":***@", 1)
+    """``url`` (or each URL of a failover list) with its password as ``***``."""
+    masked = []
+    for one in url.split(";"):
+        parts = urlsplit(one.strip())
+        masked.append(one.replace(":%s@" % parts.password, ":***@", 1) if parts.password else one)
+    return ";".join(masked)
 
 
 def url_answers(url: str) -> bool:

@@ -45,8 +45,14 @@ def run(service, tmp_path, *, wait_for_line=False, **variables):
             "redis",
             "redis: the broker redis://cache.example:6379/0 is another machine's",
         ),
+        (
+            {"CELERY_BROKER_URL": "amqp://u:secret@node1:5672//;amqp://u:secret@node2:5672//"},
+            "rabbitmq",
+            "rabbitmq: the broker amqp://u:***@node1:5672//;amqp://u:***@node2:5672// is "
+            "another machine's",
+        ),
     ],
-    ids=["rabbitmq-on-redis", "redis-on-rabbitmq", "remote-redis"],
+    ids=["rabbitmq-on-redis", "redis-on-rabbitmq", "remote-redis", "remote-rabbitmq-list"],
 )
 def test_a_broker_not_in_use_says_so_and_waits(tmp_path, variables, service, said):
     output, status = run(service, tmp_path, wait_for_line=True, **variables)
