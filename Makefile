@@ -23,6 +23,8 @@ POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/conveyor
 POSTGRES_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 #: Extra options of `python -m faults`, e.g. FAULTS_ARGS='--seed 1407 --only headline'.
 FAULTS_ARGS ?=
+#: `make cluster-check`'s size: full (600 payments) or quick (90, as CI runs it).
+CLUSTER_PROFILE ?= full
 #: Extra options of `python -m bench`, e.g. BENCH_ARGS='--broker redis --system celery --system conveyor'.
 BENCH_ARGS ?=
 #: Extra options of `python -m tests.compose.check`, e.g. COMPOSE_ARGS='--broker rabbitmq'.
@@ -46,7 +48,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 endif
 
-.PHONY: help install migrate dev test test-quick test-sqlite test-postgres test-oldest faults faults-quick compose-check lint format bench bench-quick bench-health clean
+.PHONY: help install migrate dev test test-quick test-sqlite test-postgres test-oldest faults faults-quick cluster-check compose-check lint format bench bench-quick bench-health clean
 
 help: ## List the targets and the variables that matter
 	@echo "Targets:"
@@ -105,6 +107,9 @@ faults: $(INSTALLED) ## The fault suite: every scenario, both brokers, both data
 
 faults-quick: $(INSTALLED) ## The fault suite's CI-sized run: both brokers, SQLite (~7 min)
 	python -m faults --profile quick $(FAULTS_ARGS)
+
+cluster-check: $(INSTALLED) ## A three-node RabbitMQ cluster loses its queue's leader: payments counted (~2 min)
+	python -m faults.cluster --profile $(CLUSTER_PROFILE)
 
 compose-check: $(INSTALLED) ## docker-compose up, verified step by step on Redis, then RabbitMQ (~4 min; needs Docker)
 	python -m tests.compose.check $(COMPOSE_ARGS)

@@ -26,6 +26,8 @@ from pathlib import Path
 from tests.processes import BASE_DIR, Process, children, descendants, procfile
 from tests.servers import RabbitMQServer, RedisServer, free_port
 
+from .rabbitmq_cluster import RabbitMQCluster
+
 #: What every process of the stack runs with, beyond the broker and the database.
 #: A killed worker's Redis messages come back after the visibility timeout: 20 s instead
 #: of an hour, so that a drain takes seconds (the timeout changes when, not whether).
@@ -101,6 +103,8 @@ class Stack:
         self.broker_kind = broker
         if broker in BROKERS_APPENDFSYNC:
             self.broker = RedisServer(directory / "redis", appendfsync=BROKERS_APPENDFSYNC[broker])
+        elif broker == "rabbitmq-cluster":
+            self.broker = RabbitMQCluster(directory / "cluster")
         else:
             self.broker = RabbitMQServer(directory / "rabbitmq")
         self.database = Database(db, directory, postgres_url=postgres_url)
@@ -170,6 +174,13 @@ class Stack:
         self.workers += workers
         return workers
 
+    def start_web(self, **env) -> int:
+        """Another web process, on a port of its own; its port."""
+        port = free_port()
+        name = "web%d" % (len(self.processes) + 1)
+        self._run(name, procfile()["web"], ready="Quit the server with", WEB_PORT=str(port), **env)
+        return port
+
     def _run(self, name: str, command: str, *, ready: str, **env) -> Process:
         process = self._start(name, command, **env)
         process.wait_for(ready, timeout=90)
@@ -204,11 +215,13 @@ class Stack:
 
     # -- the public surfaces -------------------------------------------------------------
 
-    def post_payment(self, *, source: str = "tok_ok", timeout: float = 30) -> dict:
-        """``POST /api/payments/``: the answer with the seconds it took, or ``{"error": ...}``
-        saying what went wrong."""
+    def post_payment(
+        self, *, source: str = "tok_ok", timeout: float = 30, port: int | None = None
+    ) -> dict:
+        """``POST /api/payments/`` (to the web on ``port``, the first by default): the
+        answer with the seconds it took, or ``{"error": ...}`` saying what went wrong."""
         request = urllib.request.Request(
-            "http://127.0.0.1:%d/api/payments/" % self.web_port,
+            "http://127.0.0.1:%d/api/payments/" % (port or self.web_port),
             data=json.dumps({"amount": "10.00", "currency": "EUR", "source": source}).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
