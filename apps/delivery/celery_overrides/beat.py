@@ -89,7 +89,7 @@ class SlotScheduler(PersistentScheduler):
         from django.utils import timezone
 
         from ..metrics.collectors import broker_state
-        from ..metrics.history import MinuteRecorder
+        from ..metrics.history import MinuteRecorder, depths
         from ..process_reports import Reporter, process_report_save, process_report_stopped
 
         node, pid, started_at = socket.gethostname(), os.getpid(), timezone.now()
@@ -97,7 +97,7 @@ class SlotScheduler(PersistentScheduler):
         recorder = MinuteRecorder(
             "beat:%s" % node,
             metrics_path=None,
-            read_queues=lambda: broker_state(self.app, queues)["ready"],
+            read_queues=lambda: depths(broker_state(self.app, queues)),
         )
 
         def report():

@@ -175,7 +175,7 @@ class WorkerReport(bootsteps.StartStopStep):
 
         from ..metrics import directory
         from ..metrics.collectors import broker_state
-        from ..metrics.history import MinuteRecorder
+        from ..metrics.history import MinuteRecorder, depths
         from ..process_reports import Reporter, process_report_save, process_report_stopped
 
         if self.reporter is not None:
@@ -187,7 +187,7 @@ class WorkerReport(bootsteps.StartStopStep):
         recorder = MinuteRecorder(
             "worker:%s" % node,
             metrics_path=directory.current(),
-            read_queues=lambda: broker_state(app, queues)["ready"],
+            read_queues=lambda: depths(broker_state(app, queues)),
         )
 
         def report():

@@ -17,14 +17,16 @@ broker has not taken yet.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Min, Q
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from ..metrics.history import delivery_history
+from ..metrics.history import HOLDING, delivery_history
 from ..metrics.instruments import OUTCOMES
 from ..metrics.views import scrape_collector
 from ..models import OperatorAction, OutboxMessage, ProcessReport, TaskFailure
@@ -66,7 +68,7 @@ def overview(request):
             **console_context(request),
             "title": "Delivery overview",
             "now": now,
-            "queues": queue_rows(now["queues"], history["queues"]),
+            "queues": queue_rows(now, history["queues"]),
             "tasks": task_rows(history),
             "latency": history["latency"].get(""),
             "processes": process_rows(),
@@ -132,16 +134,35 @@ def system_now() -> dict:
     return now
 
 
-def queue_rows(depths: dict, series: dict) -> list[dict]:
-    """Each queue: its depth now, its chart over the hour and the hour's peak."""
+def queue_rows(now: dict, series: dict) -> list[dict]:
+    """Each queue, then the broker's holding areas: the depth now, the chart over the
+    hour and the hour's peak, with what the row is called and where it links."""
+    current = {**now["queues"]}
+    for key, name in HOLDING.items():
+        value = now["values"].get("broker_%s_messages" % key)
+        if value is not None:
+            current[name] = int(value)
+    retries = reverse("console-retries")
+    labels = {
+        settings.DEAD_LETTER_QUEUE: (settings.DEAD_LETTER_QUEUE, reverse("dead-letters")),
+        HOLDING["unacked"]: (
+            "delivered, not yet acknowledged (running, reserved, countdowns)",
+            retries,
+        ),
+        HOLDING["delayed"]: ("countdowns waiting at the broker", retries),
+    }
+    holding = set(HOLDING.values())
     rows = []
-    for queue in sorted(set(depths) | set(series)):
+    for queue in sorted(set(current) | set(series), key=lambda name: (name in holding, name)):
         values = series.get(queue, [])
         seen = [value for value in values if value is not None]
+        label, link = labels.get(queue, (queue, None))
         rows.append(
             {
                 "queue": queue,
-                "now": depths.get(queue),
+                "label": label,
+                "link": link,
+                "now": current.get(queue),
                 "chart": chart(values),
                 "peak": max(seen) if seen else None,
             }

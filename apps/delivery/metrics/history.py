@@ -29,6 +29,10 @@ from ..models import MinuteSample
 
 logger = logging.getLogger(__name__)
 
+#: The broker's holding areas, recorded beside the queues under these names: Redis's
+#: messages delivered and not yet acknowledged (running, reserved, countdowns held by
+#: workers), RabbitMQ's countdowns waiting in its delayed queues.
+HOLDING = {"unacked": "(unacked)", "delayed": "(delayed)"}
 #: How long samples are kept.
 KEEP = timedelta(hours=2)
 #: The overview's window.
@@ -107,6 +111,16 @@ class MinuteRecorder:
             # Counted only once stored: counts a failed write missed go in the next one.
             self.counted = counts
         return sample
+
+
+def depths(state: dict) -> dict:
+    """A broker reading (:func:`.collectors.broker_state`) as a sample keeps it: each
+    queue's ready messages, and each holding area's count under its :data:`HOLDING`
+    name."""
+    return {
+        **state["ready"],
+        **{name: state[key] for key, name in HOLDING.items() if key in state},
+    }
 
 
 def minute_sample_add(

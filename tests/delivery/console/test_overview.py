@@ -36,7 +36,7 @@ def reported(role: str, *, stopped: bool = False, check=lambda report: True) -> 
 
 
 def test_the_overview_shows_queues_task_runs_workers_and_failing_tasks(
-    client, dead_letters, start_worker
+    client, broker, dead_letters, start_worker
 ):
     # given: three dead letters (two payments out of retries, one add that cannot add),
     # and a worker running again, which ran four adds
@@ -60,6 +60,12 @@ def test_the_overview_shows_queues_task_runs_workers_and_failing_tasks(
     assert re.search(
         r'<td>default</td><td class="num">0</td><td><svg class="console-chart"', queues
     )
+    # and the broker's holding area, now and over the hour
+    holding = {
+        "redis": "delivered, not yet acknowledged",
+        "rabbitmq": "countdowns waiting at the broker",
+    }[broker.kind]
+    assert re.search(r'</a></td><td class="num">\d+</td><td><svg', queues.split(holding)[1])
     # each task's runs: the adds, and the payments that went to the dead-letter queue
     adds = page.split('id="task-apps.users.tasks.add"')[1].split("</tr>")[0]
     assert 'data-hour="started">5<' in adds  # the four, and the one that could not add

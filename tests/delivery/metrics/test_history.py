@@ -8,6 +8,7 @@ import pytest
 from apps.delivery.console.overview import chart
 from apps.delivery.metrics.history import (
     delivery_history,
+    depths,
     increase,
     minute_sample_add,
     quantile,
@@ -79,3 +80,10 @@ def test_a_chart_breaks_where_there_was_no_reading():
     assert svg.count("<polyline") == 2
     assert 'aria-label="last hour, peak 4"' in svg
     assert chart([None, None]) == ""
+
+
+def test_a_sample_keeps_the_queues_and_the_brokers_holding_area():
+    redis = {"ready": {"default": 2, "dead_letter": 1}, "unacked": 3}
+    assert depths(redis) == {"default": 2, "dead_letter": 1, "(unacked)": 3}
+    rabbitmq = {"ready": {"default": 0}, "delayed": 4}
+    assert depths(rabbitmq) == {"default": 0, "(delayed)": 4}
