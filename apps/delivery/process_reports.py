@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -142,3 +143,44 @@ class Reporter:
             finally:
                 if connection.vendor == "sqlite":
                     connection.close()
+
+
+def process_reporter(
+    role: str,
+    node: str,
+    *,
+    app,
+    queues: list[str],
+    state: Callable[[], dict],
+    metrics_path=None,
+    guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> Reporter:
+    """The :class:`Reporter` of a worker or beat: every ``PROCESS_REPORT_INTERVAL_SECONDS``
+    its report (``state()``) and its minute's figures (the task counts in
+    ``metrics_path``, the depths of ``queues`` at the broker); stopped, it says so."""
+    from django.conf import settings
+
+    from .metrics.collectors import broker_state
+    from .metrics.history import MinuteRecorder, depths
+
+    pid, started_at = os.getpid(), timezone.now()
+    interval = settings.PROCESS_REPORT_INTERVAL_SECONDS
+    recorder = MinuteRecorder(
+        "%s:%s" % (role, node),
+        metrics_path=metrics_path,
+        read_queues=lambda: depths(broker_state(app, queues)),
+    )
+
+    def report():
+        process_report_save(
+            role=role, node=node, pid=pid, started_at=started_at, state=state(), interval=interval
+        )
+        recorder.record()
+
+    return Reporter(
+        "%s-report" % role,
+        report=report,
+        stopped=lambda: process_report_stopped(role=role, node=node, pid=pid),
+        interval=interval,
+        guard=guard,
+    )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import socket
 import time
 from datetime import timedelta
@@ -86,36 +85,15 @@ class SlotScheduler(PersistentScheduler):
 
     def _start_reporter(self):
         from django.conf import settings
-        from django.utils import timezone
 
-        from ..metrics.collectors import broker_state
-        from ..metrics.history import MinuteRecorder, depths
-        from ..process_reports import Reporter, process_report_save, process_report_stopped
+        from ..process_reports import process_reporter
 
-        node, pid, started_at = socket.gethostname(), os.getpid(), timezone.now()
-        queues = [*self.app.amqp.queues, settings.DEAD_LETTER_QUEUE]
-        recorder = MinuteRecorder(
-            "beat:%s" % node,
-            metrics_path=None,
-            read_queues=lambda: depths(broker_state(self.app, queues)),
-        )
-
-        def report():
-            process_report_save(
-                role="beat",
-                node=node,
-                pid=pid,
-                started_at=started_at,
-                state=self._state,
-                interval=settings.PROCESS_REPORT_INTERVAL_SECONDS,
-            )
-            recorder.record()
-
-        reporter = Reporter(
-            "beat-report",
-            report=report,
-            stopped=lambda: process_report_stopped(role="beat", node=node, pid=pid),
-            interval=settings.PROCESS_REPORT_INTERVAL_SECONDS,
+        reporter = process_reporter(
+            "beat",
+            socket.gethostname(),
+            app=self.app,
+            queues=[*self.app.amqp.queues, settings.DEAD_LETTER_QUEUE],
+            state=lambda: self._state,
         )
         reporter.start()
         return reporter

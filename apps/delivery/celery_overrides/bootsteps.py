@@ -171,41 +171,20 @@ class WorkerReport(bootsteps.StartStopStep):
     def start(self, parent):
         from django.conf import settings
         from django.db import connection
-        from django.utils import timezone
 
         from ..metrics import directory
-        from ..metrics.collectors import broker_state
-        from ..metrics.history import MinuteRecorder, depths
-        from ..process_reports import Reporter, process_report_save, process_report_stopped
+        from ..process_reports import process_reporter
 
         if self.reporter is not None:
             return
-        node, pid, started_at = parent.hostname, os.getpid(), timezone.now()
-        interval = settings.PROCESS_REPORT_INTERVAL_SECONDS
         app = parent.app
-        queues = [*app.amqp.queues.consume_from, settings.DEAD_LETTER_QUEUE]
-        recorder = MinuteRecorder(
-            "worker:%s" % node,
+        self.reporter = process_reporter(
+            "worker",
+            parent.hostname,
+            app=app,
+            queues=[*app.amqp.queues.consume_from, settings.DEAD_LETTER_QUEUE],
+            state=lambda: worker_state(parent),
             metrics_path=directory.current(),
-            read_queues=lambda: depths(broker_state(app, queues)),
-        )
-
-        def report():
-            process_report_save(
-                role="worker",
-                node=node,
-                pid=pid,
-                started_at=started_at,
-                state=worker_state(parent),
-                interval=interval,
-            )
-            recorder.record()
-
-        self.reporter = Reporter(
-            "worker-report",
-            report=report,
-            stopped=lambda: process_report_stopped(role="worker", node=node, pid=pid),
-            interval=interval,
             guard=lambda: (
                 SQLITE_IN_USE if connection.vendor == "sqlite" else contextlib.nullcontext()
             ),

@@ -54,7 +54,7 @@ def dead_letter_list(request):
     chosen = matching(letters, request.GET)
     page = Paginator(chosen, PAGE_SIZE).get_page(request.GET.get("page"))
     for letter in page:
-        letter.arguments = _arguments_text(letter)
+        letter.arguments = arguments_text(letter.args, letter.kwargs)
     filters = {name: request.GET.get(name, "") for name in FILTERS}
     return render(
         request,
@@ -126,15 +126,10 @@ def matching(letters, params, *, as_of: datetime | None = None) -> list:
         and (not reason or letter.reason == reason)
         and (not exception or _exception(letter) == exception)
         and (not age or (letter.dead_lettered_at and now - letter.dead_lettered_at >= age))
-        and (not search or search in _arguments_text(letter).lower())
+        and (not search or search in arguments_text(letter.args, letter.kwargs).lower())
     ]
     key, reverse_order = SORTS.get(params.get("sort", ""), SORTS["-dead"])
     return sorted(chosen, key=key, reverse=reverse_order)
-
-
-def _arguments_text(letter) -> str:
-    """A dead letter's arguments, as one line of JSON."""
-    return arguments_text(letter.args, letter.kwargs)
 
 
 def arguments_text(args, kwargs) -> str:

@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..logs.context import mask_passwords
 from .supervise import die_with_parent
 
 #: Debian's /usr/sbin/rabbitmq-server switches to the rabbitmq user; the upstream
@@ -339,7 +340,7 @@ def chosen_port(service: str, environ) -> tuple[int | None, str | None]:
         url = broker_in_use(environ)
     except ValueError as exc:
         raise SystemExit("%s: %s" % (service, exc)) from None
-    shown = mask_password(url)
+    shown = mask_passwords(url)
     url = url.split(";")[0].strip()  # a failover list: its first node is this machine's?
     kind = KINDS.get(urlsplit(url).scheme)
     if kind != service:
@@ -366,15 +367,6 @@ def chosen_port(service: str, environ) -> tuple[int | None, str | None]:
     else:
         print("%s: the broker is %s." % (service, shown), flush=True)
     return port, None
-
-
-def mask_password(url: str) -> str:
-    """``url`` (or each URL of a failover list) with its password as ``***``."""
-    masked = []
-    for one in url.split(";"):
-        parts = urlsplit(one.strip())
-        masked.append(one.replace(":%s@" % parts.password, ":***@", 1) if parts.password else one)
-    return ";".join(masked)
 
 
 def url_answers(url: str) -> bool:
